@@ -1,0 +1,26 @@
+"""Options and helpers shared by several commands."""
+
+import typer
+
+from bridgenet_cli.config.recipe import load_recipe, recipe_to_toml
+from bridgenet_cli.config.schema import Recipe
+
+SET_OPTION = typer.Option(
+    [],
+    "--set",
+    "-s",
+    help="Override a recipe key, typed by the schema; repeatable. Example: --set train.max_iters=200",
+    metavar="KEY=VALUE",
+)
+PRINT_RECIPE_OPTION = typer.Option(
+    False, "--print-recipe", help="Print the resolved recipe as TOML and exit."
+)
+
+
+def resolve_recipe(path: str, overrides: list[str], print_recipe: bool) -> Recipe | None:
+    """Load a recipe; with ``print_recipe`` print it and return None (the caller then stops)."""
+    recipe = load_recipe(path, overrides)
+    if print_recipe:
+        typer.echo(recipe_to_toml(recipe), nl=False)
+        return None
+    return recipe
