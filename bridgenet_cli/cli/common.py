@@ -9,7 +9,7 @@ SET_OPTION = typer.Option(
     [],
     "--set",
     "-s",
-    help="Override a recipe key, typed by the schema; repeatable. Example: --set train.max_iters=200",
+    help="Override a recipe key (typed by the schema); repeatable, e.g. --set train.max_iters=200",
     metavar="KEY=VALUE",
 )
 PRINT_RECIPE_OPTION = typer.Option(

@@ -49,7 +49,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     for text in overrides or []:
         key, value = parse_override(text)
         _set_dotted(data, key, value)
-        sources[key] = "--set"
+        parts = key.split(".")
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            if depth == len(parts) or prefix not in sources:
+                sources[prefix] = "--set"
     return _build(Recipe, data, prefix="", sources=sources, default_source=str(path))
 
 
@@ -73,17 +77,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise BridgeNetError(f"{path}: not valid TOML: {exc}", "fix the syntax at that line") from None
+        raise BridgeNetError(
+            f"{path}: not valid TOML: {exc}", "fix the syntax at that line"
+        ) from None
 
 
 def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict[str, str]]:
     """Return the merged dict of ``path`` and its bases, and which file set each dotted key."""
     resolved = path.resolve()
-    if resolved in chain:
-        cycle = " -> ".join(p.name for p in (*chain, resolved))
-        raise BridgeNetError(
-            f"{path}: cyclic base chain {cycle}", "remove the 'base' key that closes the loop"
-        )
     data = _read_toml(path)
     base = data.pop("base", None)
     merged: dict[str, Any] = {}
@@ -101,6 +102,12 @@ def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict[st
                 raise BridgeNetError(
                     f"{path}: base recipe not found: {base_path}",
                     "base paths are relative to the recipe that names them",
+                )
+            if base_path.resolve() in (*chain, resolved):
+                cycle = " -> ".join(p.name for p in (*chain, resolved, base_path.resolve()))
+                raise BridgeNetError(
+                    f"{path}: cyclic base chain {cycle}",
+                    "remove the 'base' key that closes the loop",
                 )
             base_data, base_sources = _read_with_bases(base_path, (*chain, resolved))
             _deep_merge(merged, base_data)
@@ -261,7 +268,9 @@ def _build(cls: type, data: dict, prefix: str, sources: dict, default_source: st
                 hint = "did you mean " + " or ".join(f"'{prefix}{c}'" for c in close) + "?"
             else:
                 hint = "valid keys here: " + ", ".join(f"{prefix}{c}" for c in valid)
-            raise BridgeNetError(f"{_where(key, sources, default_source)}: unknown key '{key}'", hint)
+            raise BridgeNetError(
+                f"{_where(key, sources, default_source)}: unknown key '{key}'", hint
+            )
         kwargs[name] = _convert(hints[name], value, key, sources, default_source)
         _check_value(key, kwargs[name], sources, default_source)
     return cls(**kwargs)

@@ -70,7 +70,7 @@ class TrainConfig:
     eval_every: int = 1000  # iterations between validations; 0: only at the end
     checkpoint_every: int = 500  # iterations between checkpoints
     log_every: int = 20  # iterations between metric lines in metrics.jsonl
-    select_metric: str = "auto"  # best-checkpoint metric: auto (Delta_MTL or first task), task.metric
+    select_metric: str = "auto"  # auto (Delta_MTL, else first task) or task.metric
     device: str = "auto"  # auto | cpu | cuda
 
 
