@@ -37,7 +37,8 @@ POSITIVE = {
 NON_NEGATIVE = {
     "train.weight_decay", "train.warmup_iters", "train.clip_grad", "train.eval_every",
     "train.deep_supervision", "data.num_workers", "eval.max_samples", "eval.edge_workers",
-    "model.drop_path_rate", "model.backbone_drop_path_rate",
+    "model.drop_path_rate", "model.backbone_drop_path_rate", "model.prelim_width",
+    "model.backbone_depth",
 }  # fmt: skip
 
 _MISSING = object()

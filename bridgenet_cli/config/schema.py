@@ -34,16 +34,18 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "vit-small"  # a registered backbone name, or timm:<model name>
-    variant: str = "bridgenet"  # bridgenet | mtl-baseline | stl
+    variant: str = "bridgenet"  # bridgenet | mtl-baseline | stl (stl: exactly one task)
     pretrained: str | None = None  # local weights file (timm state dict or .safetensors)
-    bfe: bool = True  # Bridge Feature Extractor (Table 5)
+    bfe: bool = True  # Bridge Feature Extractor (Table 5); off: the bridge is the backbone map
     tpp: bool = True  # Task Pattern Propagation (Table 5)
     refine: str = "tfr"  # tfr | add | concat | transformer (Table 6)
-    tfr_size: str = "large"  # base | large | huge: 2, 4 or 6 TFR layers per stage
+    tfr_size: str = "large"  # base | large | huge: 2, 4 or 6 TFR layers (x3 blocks) per stage
     decoder_width: int = 512  # preliminary decoder / TPP width (authors' release: 512)
-    stage_widths: list[int] = field(default_factory=lambda: [576, 288, 144])  # BFE/TFR stages
+    stage_widths: list[int] = field(default_factory=list)  # coarsest first; []: 576,288,144(,72)
     head_width: int = 576  # multi-scale aggregation width before the task heads
-    drop_path_rate: float = 0.15  # stochastic depth reached by the last TFR block
+    prelim_width: int = 0  # first preliminary-decoder conv width; 0: the backbone's (the paper)
+    backbone_depth: int = 0  # ViT blocks to build; 0: the named size (fewer only for quick tests)
+    drop_path_rate: float = 0.15  # stochastic depth reached by the last TFR block of a stage
     backbone_drop_path_rate: float = 0.0  # stochastic depth inside the backbone
     dcnv3_impl: str = "pytorch"  # InternImage only: pytorch | compiled
 

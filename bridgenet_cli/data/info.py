@@ -38,6 +38,44 @@ SYNTHETIC_CLASSES = (
 )  # fmt: skip
 
 
+# PASCAL-Part names of person parts -> index in HUMAN_PARTS_CLASSES (the multi-task benchmark's
+# grouping: eyes, ears, brows, nose, mouth and hair belong to the head, hands to the lower arms,
+# feet to the lower legs, the neck to the torso).
+PASCAL_PERSON_PARTS = {
+    "head": 1, "leye": 1, "reye": 1, "lear": 1, "rear": 1, "lebrow": 1, "rebrow": 1, "nose": 1,
+    "mouth": 1, "hair": 1,
+    "torso": 2, "neck": 2,
+    "luarm": 3, "ruarm": 3,
+    "llarm": 4, "rlarm": 4, "lhand": 4, "rhand": 4,
+    "luleg": 5, "ruleg": 5,
+    "llleg": 6, "rlleg": 6, "lfoot": 6, "rfoot": 6,
+}  # fmt: skip
+PASCAL_PERSON_CLASS = 15  # VOC class index of "person" (class_ind in the PASCAL-Part structs)
+
+# PASCAL-Context label ids (LabelMap values, 459-class list) of the classes that also exist in
+# NYU's label set, plus "tvmonitor": distilled normals are valid only on these (the published
+# loaders intersect the two class-name lists the same way).
+PASCAL_CONTEXT_NORMALS_VALID = frozenset((
+    3, 4, 6, 9, 10, 11, 13, 15, 17, 18, 22, 23, 29, 30, 33, 34, 36, 37, 38, 39, 41, 43, 46, 49, 50,
+    51, 53, 55, 56, 59, 61, 62, 65, 66, 68, 69, 72, 73, 78, 83, 84, 85, 87, 88, 95, 96, 101, 104,
+    105, 107, 111, 113, 115, 122, 124, 135, 141, 142, 143, 146, 150, 154, 157, 158, 159, 165, 172,
+    174, 181, 183, 184, 191, 193, 195, 197, 199, 202, 213, 215, 216, 219, 220, 223, 225, 228, 230,
+    232, 233, 238, 239, 242, 243, 246, 250, 251, 252, 255, 260, 261, 263, 269, 272, 273, 275, 281,
+    283, 284, 285, 286, 287, 288, 290, 291, 292, 293, 295, 304, 307, 309, 310, 314, 315, 319, 323,
+    329, 330, 331, 336, 342, 345, 349, 350, 351, 352, 355, 357, 368, 370, 371, 374, 379, 380, 383,
+    384, 397, 401, 403, 405, 407, 408, 411, 412, 413, 414, 417, 419, 421, 423, 427, 429, 430, 432,
+    440, 441, 442, 443, 444, 446, 454, 457,
+))  # fmt: skip
+
+# Cityscapes label id (0..33, the values of *_gtFine_labelIds.png) -> train id (0..18, 255 =
+# ignore): the facts of the official table in cityscapesscripts.helpers.labels, for when that
+# package is not installed.
+CITYSCAPES_ID_TO_TRAIN_ID = (
+    255, 255, 255, 255, 255, 255, 255, 0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6, 7, 8, 9,
+    10, 11, 12, 13, 14, 15, 255, 255, 16, 17, 18,
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """Facts about one dataset that every part of the toolkit agrees on."""

@@ -35,9 +35,30 @@ class BackboneArgs:
 
 
 class Backbone(nn.Module):
-    """Base class: subclasses set ``self.levels`` and implement ``forward``."""
+    """Base class: subclasses set ``self.levels`` and implement ``forward``.
+
+    ``decoder_levels`` is how many of the coarsest levels a decoder uses unless told otherwise (the
+    paper: the last three; HRNet all four). ``load_pretrained`` reads a local weights file into
+    ``weights_module()`` with the key checks of :mod:`bridgenet_cli.models.backbones.weights`.
+    """
 
     levels: list[FeatureLevel]
+    decoder_levels: int = 3
+    # Checkpoint keys under these prefixes (classifier heads and the like) are dropped on loading.
+    checkpoint_ignore: tuple[str, ...] = ()
+
+    def weights_module(self) -> nn.Module:
+        """The module whose state-dict keys match the original checkpoints (default: self)."""
+        return self
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Fix up a checkpoint before the key check (e.g. resize position embeddings)."""
+        return state
+
+    def load_pretrained(self, path: str) -> None:
+        from bridgenet_cli.models.backbones.weights import load_backbone_weights
+
+        load_backbone_weights(self, path)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -1,0 +1,95 @@
+"""Raw-folder decoding versus cache reading on the same samples (``prepare-data benchmark``)."""
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridgenet_cli.data.cache import CacheSource, read_header
+from bridgenet_cli.data.prepare import prepare_cache
+from bridgenet_cli.data.readers import make_reader
+from bridgenet_cli.data.records import SampleFiles
+from bridgenet_cli.errors import BridgeNetError
+
+
+@dataclass
+class BenchmarkResult:
+    samples: int
+    size: tuple[int, int]
+    tasks: tuple[str, ...]
+    raw_rate: float  # images per second
+    cache_rate: float
+
+
+class _SplitSubset:
+    """A reader restricted to the first samples of one split (for a throw-away cache)."""
+
+    def __init__(self, reader, split: str, ids: list[str]):
+        self._reader = reader
+        self._ids = ids
+        self.splits = (split,)
+        self.dataset, self.variant, self.tasks = reader.dataset, reader.variant, reader.tasks
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+    def split_ids(self, split: str) -> list[str]:
+        return list(self._ids)
+
+
+def benchmark_sources(
+    dataset: str, root: Path, cache: Path | None, samples: int, split: str = "val"
+) -> BenchmarkResult:
+    """Time decoding ``samples`` samples of ``split`` from ``root`` and reading them from a cache.
+
+    Raw reading is the decoding alone (no checksum, no validation); the cache read returns the
+    same record. Both run in this process after one untimed warm-up read each, so the operating
+    system's file cache holds both; ``cache`` defaults to a temporary cache of these samples.
+    """
+    if samples < 1:
+        raise BridgeNetError(f"--samples must be at least 1, got {samples}", "use 1 or more")
+    reader = make_reader(dataset, root)
+    ids = reader.split_ids(split)[:samples]
+
+    with tempfile.TemporaryDirectory(prefix="bridgenet-benchmark-") as tmp:
+        if cache is None:
+            cache = Path(tmp) / f"{dataset}.h5"
+            prepare_cache(_SplitSubset(reader, split, ids), cache, dataset_root=reader.root)
+        header = read_header(cache)
+        if header.dataset != dataset:
+            raise BridgeNetError(f"cache {cache} holds {header.dataset}, not {dataset}", "pass its cache")
+        source = CacheSource(cache, split, header)
+        positions = {sample_id: i for i, sample_id in enumerate(source.ids)}
+        missing = [i for i in ids if i not in positions]
+        if missing:
+            raise BridgeNetError(
+                f"cache {cache} lacks {len(missing)} of the benchmarked samples (e.g. {missing[0]})",
+                "leave out --cache to benchmark against a cache made from the same samples",
+            )
+        indices = [positions[i] for i in ids]
+        tasks = tuple(t for t in reader.tasks if t in header.tasks)
+
+        def read_raw(sample_id: str):
+            return reader.decode(SampleFiles(reader.root, checksum=False), split, sample_id)
+
+        first = read_raw(ids[0])
+        source.read(indices[0], tasks)
+
+        start = time.perf_counter()
+        for sample_id in ids:
+            read_raw(sample_id)
+        raw_seconds = time.perf_counter() - start
+
+        start = time.perf_counter()
+        for index in indices:
+            source.read(index, tasks)
+        cache_seconds = time.perf_counter() - start
+        source.close()
+
+    return BenchmarkResult(
+        samples=len(ids),
+        size=first["image"].shape[:2],
+        tasks=tasks,
+        raw_rate=len(ids) / raw_seconds,
+        cache_rate=len(ids) / cache_seconds,
+    )

@@ -1,0 +1,384 @@
+"""Prepared datasets: one HDF5 file per dataset, read lazily.
+
+Layout (``<split>`` is ``train`` or ``val``; ``N`` samples, ``Hm x Wm`` the largest image)::
+
+    /                      attributes: see ATTRIBUTES
+    /<split>/ids           (N,) str
+    /<split>/sizes         (N, 2) int32, the (h, w) of each sample
+    /<split>/image         (N, Hm, Wm, 3) uint8
+    /<split>/semseg        (N, Hm, Wm) uint8, 255 = ignore      (likewise human_parts)
+    /<split>/depth         (N, Hm, Wm) float32, 0 = invalid
+    /<split>/normals       (N, Hm, Wm, 3) int8, round(127 n), zero vector = invalid
+    /<split>/saliency      (N, Hm, Wm) uint8, 0 / 1             (likewise edge)
+    /<split>/intrinsics    (N, 4) float32 fx, fy, cx, cy         (synthetic scenes only)
+
+Each per-image array is chunked one image per chunk, compressed and checksummed (fletcher32), so
+a sample costs one chunk read per task and a damaged chunk is detected. Smaller images sit in the
+top-left corner of their chunk; ``sizes`` crops them back. The ``<split>`` group's ``skipped``
+attribute lists the samples left out with ``--skip-bad`` (JSON, ``[{"id", "problem"}]``).
+
+Normals lose at most 0.5 degrees to the int8 encoding (they are re-normalised on reading).
+"""
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from bridgenet_cli import __version__
+from bridgenet_cli.data.info import DATASETS, DatasetInfo
+from bridgenet_cli.data.records import EXTRA_KEYS, SampleError, check_record, decode_normals
+from bridgenet_cli.errors import BridgeNetError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+NORMAL_SCALE = 127.0
+# LZF decompresses several times faster than gzip at a similar ratio on these maps; the cache
+# exists to be read fast (see `bridgenet prepare-data benchmark`).
+COMPRESSION = "lzf"
+
+# Per-image arrays: dtype and channels (0: a single-channel map stored as (H, W)).
+LAYOUT: dict[str, tuple[type, int]] = {
+    "image": (np.uint8, 3),
+    "semseg": (np.uint8, 0),
+    "human_parts": (np.uint8, 0),
+    "depth": (np.float32, 0),
+    "normals": (np.int8, 3),
+    "saliency": (np.uint8, 0),
+    "edge": (np.uint8, 0),
+}
+EXTRA_LAYOUT: dict[str, tuple[type, tuple[int, ...]]] = {"intrinsics": (np.float32, (4,))}
+
+ATTRIBUTES = (
+    "format_version",  # this module's layout version
+    "toolkit_version",  # bridgenet_cli.__version__ of the writer
+    "dataset",  # name in DATASETS
+    "variant",  # package or generator variant (e.g. nyudv2, nyud_mt)
+    "tasks",  # JSON list
+    "class_names",  # JSON {task: [names]}
+    "depth_unit",  # metres | disparity
+    "splits",  # JSON {split: count}
+    "source_checksum",  # blake2b over every source byte decoded, in order
+    "settings",  # JSON: the options that shaped the content
+    "prepare_command",  # the command that re-creates this file
+    "created",  # ISO time
+)
+
+
+def encode(task: str, array: np.ndarray) -> np.ndarray:
+    """Record form -> stored form."""
+    if task == "normals":
+        return np.round(array * NORMAL_SCALE).astype(np.int8)
+    dtype, _ = LAYOUT[task]
+    return array.astype(dtype, copy=False)
+
+
+def decode(task: str, array: np.ndarray) -> np.ndarray:
+    """Stored form -> record form."""
+    if task == "normals":
+        return decode_normals(array.astype(np.float32) / NORMAL_SCALE)
+    return array
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+
+
+class CacheWriter:
+    """Fills an open, empty ``h5py.File`` split by split, one record at a time."""
+
+    def __init__(self, handle: h5py.File):
+        self.handle = handle
+        self._ids: dict[str, list[str]] = {}
+        self._sizes: dict[str, list[tuple[int, int]]] = {}
+
+    def begin_split(
+        self, split: str, capacity: int, max_size: tuple[int, int], keys: tuple[str, ...]
+    ) -> None:
+        """Allocate ``capacity`` samples of at most ``max_size`` for ``image``, tasks, extras."""
+        group = self.handle.create_group(split)
+        Hm, Wm = max_size
+        for key in keys:
+            if key in EXTRA_LAYOUT:
+                dtype, shape = EXTRA_LAYOUT[key]
+                group.create_dataset(key, shape=(capacity, *shape), maxshape=(None, *shape), dtype=dtype)
+                continue
+            dtype, channels = LAYOUT[key]
+            tail = (channels,) if channels else ()
+            group.create_dataset(
+                key,
+                shape=(capacity, Hm, Wm, *tail),
+                maxshape=(None, Hm, Wm, *tail),
+                chunks=(1, Hm, Wm, *tail),
+                dtype=dtype,
+                compression=COMPRESSION,
+                shuffle=key == "depth",
+                fletcher32=True,
+            )
+        self._ids[split] = []
+        self._sizes[split] = []
+
+    def add(self, split: str, sample_id: str, record: dict[str, np.ndarray]) -> None:
+        group = self.handle[split]
+        index = len(self._ids[split])
+        h, w = record["image"].shape[:2]
+        for key in group:
+            if key in EXTRA_LAYOUT:
+                group[key][index] = record[key]
+            else:
+                group[key][index, :h, :w] = encode(key, record[key])
+        self._ids[split].append(sample_id)
+        self._sizes[split].append((h, w))
+
+    def end_split(self, split: str, skipped: list[tuple[str, str]]) -> int:
+        """Trim to the samples written, store ids and sizes; returns the sample count."""
+        group = self.handle[split]
+        count = len(self._ids[split])
+        for key in list(group):
+            group[key].resize(count, axis=0)
+        group.create_dataset("ids", data=np.array(self._ids[split], dtype=object), dtype=h5py.string_dtype())
+        sizes = np.array(self._sizes[split], dtype=np.int32).reshape(count, 2)
+        group.create_dataset("sizes", data=sizes)
+        group.attrs["skipped"] = json.dumps([{"id": i, "problem": p} for i, p in skipped])
+        return count
+
+    def write_attributes(self, attributes: dict[str, object]) -> None:
+        for key in ATTRIBUTES:
+            value = attributes[key]
+            self.handle.attrs[key] = value if isinstance(value, str | int) else json.dumps(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CacheHeader:
+    """The attributes of a cache, read and checked once."""
+
+    path: Path
+    dataset: str
+    variant: str
+    tasks: tuple[str, ...]
+    class_names: dict[str, tuple[str, ...]]
+    depth_unit: str
+    splits: dict[str, int]
+    settings: dict[str, object]
+    prepare_command: str
+    source_checksum: str
+    toolkit_version: str
+    skipped: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    @property
+    def info(self) -> DatasetInfo:
+        """The dataset's facts as this cache holds them (its tasks and depth unit)."""
+        base = DATASETS.get(self.dataset)
+        return dataclasses.replace(base, depth_unit=self.depth_unit)
+
+
+def _recreate_hint(command: str | None) -> str:
+    command = command or "bridgenet prepare-data <dataset> --root DIR --out FILE"
+    return f"delete it and re-create it with: {command}"
+
+
+def corrupted_error(path: Path, reason: str, command: str | None = None) -> BridgeNetError:
+    return BridgeNetError(
+        f"cache {path} is corrupted or not a bridgenet cache ({reason})", _recreate_hint(command)
+    )
+
+
+def read_header(path: str | Path, command_hint: str | None = None) -> CacheHeader:
+    """Open ``path``, check it is a complete cache of this toolkit version, return its header.
+
+    ``command_hint`` is the command suggested when the file is unreadable (its own stored
+    command is used when it can be read).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BridgeNetError(f"cache not found: {path}", _recreate_hint(command_hint).split(": ", 1)[-1])
+    try:
+        with h5py.File(path, "r") as handle:
+            attrs = {key: handle.attrs[key] for key in handle.attrs}
+            groups = {name: handle[name] for name in handle if isinstance(handle[name], h5py.Group)}
+            skipped = {name: json.loads(g.attrs.get("skipped", "[]")) for name, g in groups.items()}
+            counts = {name: len(g["ids"]) for name, g in groups.items() if "ids" in g}
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise corrupted_error(path, _first_line(exc), command_hint) from None
+
+    missing = [key for key in ATTRIBUTES if key not in attrs]
+    if missing:
+        raise corrupted_error(path, f"attribute {missing[0]!r} missing", command_hint)
+    command = str(attrs["prepare_command"])
+    writer = str(attrs["toolkit_version"])
+    if writer != __version__ or int(attrs["format_version"]) != FORMAT_VERSION:
+        raise BridgeNetError(
+            f"cache {path} was written by bridgenet {writer}; this is bridgenet {__version__}",
+            f"re-create it with: {command} --force",
+        )
+    try:
+        splits = json.loads(attrs["splits"])
+        header = CacheHeader(
+            path=path,
+            dataset=str(attrs["dataset"]),
+            variant=str(attrs["variant"]),
+            tasks=tuple(json.loads(attrs["tasks"])),
+            class_names={k: tuple(v) for k, v in json.loads(attrs["class_names"]).items()},
+            depth_unit=str(attrs["depth_unit"]),
+            splits={k: int(v) for k, v in splits.items()},
+            settings=json.loads(attrs["settings"]),
+            prepare_command=command,
+            source_checksum=str(attrs["source_checksum"]),
+            toolkit_version=writer,
+            skipped=skipped,
+        )
+    except (ValueError, TypeError) as exc:
+        raise corrupted_error(path, f"bad attribute: {_first_line(exc)}", command) from None
+    for split, count in header.splits.items():
+        if counts.get(split) != count:
+            raise corrupted_error(path, f"split {split!r} should hold {count} samples", command)
+    if header.dataset not in DATASETS:
+        raise corrupted_error(path, f"unknown dataset {header.dataset!r}", command)
+    return header
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:160]
+
+
+class CacheSource:
+    """The samples of one split of a cache, read lazily.
+
+    The HDF5 file is opened on first access in each process (the process id is checked on every
+    access), so a source may be handed to several DataLoader workers and DDP ranks.
+    """
+
+    def __init__(self, path: str | Path, split: str, header: CacheHeader | None = None):
+        self.header = header or read_header(path)
+        self.path = Path(path)
+        self.split = split
+        if split not in self.header.splits:
+            raise BridgeNetError(
+                f"cache {self.path} has no {split!r} split",
+                f"use one of {', '.join(self.header.splits)}",
+            )
+        self.info = self.header.info
+        self.tasks = self.header.tasks
+        try:
+            with h5py.File(self.path, "r") as handle:
+                group = handle[split]
+                self.ids = [s.decode() if isinstance(s, bytes) else str(s) for s in group["ids"][:]]
+                self.sizes = group["sizes"][:].astype(np.int64)
+                self.extras = tuple(k for k in EXTRA_LAYOUT if k in group)
+        except (OSError, KeyError, ValueError) as exc:
+            raise corrupted_error(self.path, _first_line(exc), self.header.prepare_command) from None
+        self._handle: h5py.File | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_handle"] = None
+        state["_pid"] = None
+        return state
+
+    def _group(self) -> h5py.Group:
+        if self._handle is None or self._pid != os.getpid():
+            # A handle inherited through fork belongs to the parent: leave it alone, open anew.
+            self._handle = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._handle[self.split]
+
+    def read(self, index: int, tasks: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The record of sample ``index`` with the image, ``tasks`` (all when None) and extras."""
+        h, w = (int(v) for v in self.sizes[index])
+        wanted = self.tasks if tasks is None else tasks
+        try:
+            group = self._group()
+            record = {"image": group["image"][index, :h, :w]}
+            for task in wanted:
+                record[task] = decode(task, group[task][index, :h, :w])
+            for key in self.extras:
+                record[key] = group[key][index]
+        except (OSError, KeyError, ValueError) as exc:
+            raise BridgeNetError(
+                f"cache {self.path}: sample {self.ids[index]!r} of {self.split} is unreadable "
+                f"({_first_line(exc)})",
+                f"check it with `bridgenet prepare-data verify {self.path}`, or "
+                + _recreate_hint(self.header.prepare_command + " --force"),
+            ) from None
+        return record
+
+    def close(self) -> None:
+        if self._handle is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Verification
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    dataset: str
+    variant: str
+    splits: dict[str, int]
+    skipped: dict[str, int]
+    problems: list[str]
+
+
+def verify_cache(path: str | Path, progress=None) -> VerifyReport:
+    """Re-read every sample of a cache and check it; raises BridgeNetError listing problems.
+
+    ``progress(advance)`` is called once per sample when given.
+    """
+    header = read_header(path)
+    info = header.info
+    problems: list[str] = []
+    for split in header.splits:
+        source = CacheSource(path, split, header)
+        if len(set(source.ids)) != len(source.ids):
+            problems.append(f"{split}: duplicate sample ids")
+        for index in range(len(source)):
+            try:
+                record = source.read(index)
+                check_record(record, info, header.tasks)
+                for key in EXTRA_KEYS:
+                    if key in record and not np.isfinite(record[key]).all():
+                        raise SampleError(f"non-finite {key}")
+            except BridgeNetError as exc:
+                problems.append(f"{split}/{source.ids[index]}: unreadable ({exc.message})")
+            except SampleError as exc:
+                problems.append(f"{split}/{source.ids[index]}: {exc}")
+            if progress is not None:
+                progress(1)
+        source.close()
+    report = VerifyReport(
+        path=Path(path),
+        dataset=header.dataset,
+        variant=header.variant,
+        splits=dict(header.splits),
+        skipped={k: len(v) for k, v in header.skipped.items()},
+        problems=problems,
+    )
+    if problems:
+        shown = "; ".join(problems[:10])
+        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise BridgeNetError(
+            f"cache {path} failed verification: {len(problems)} problems: {shown}{more}",
+            _recreate_hint(header.prepare_command + " --force"),
+        )
+    return report
