@@ -85,15 +85,15 @@ def task_sets(
 ) -> None:
     """Tables 7 and 8: one single-task run per task, one BridgeNet run per task set, gains.
 
-    The multi-task runs use the recipe's model (the paper used TFR-base here: add
-    --set model.tfr_size=base to match). Every --set reaches every run.
+    The multi-task runs use the recipe's model; the paper used TFR-base here.
+
+    Every --set reaches every run.
 
     Examples:
 
       bridgenet ablate task-sets --recipe recipes/nyud_vitb.toml --out studies/t7
 
-      bridgenet ablate task-sets --recipe recipes/quickstart.toml --out studies/sets
-      --sets "semseg,depth;depth,normals" --set train.max_iters=300
+      bridgenet ablate task-sets -r recipes/quickstart.toml -o sets --sets "semseg,depth"
     """
     _execute("task-sets", recipe, out, overrides, dry_run, emit, nproc_per_node, sets)
 
@@ -131,15 +131,13 @@ def refine(
 ) -> None:
     """Table 6: refine strategies add, concat, transformer and TFR base/large/huge.
 
-    The Params column is each model's parameter count minus that of the "add" model, counted
-    from the built models.
+    Params (M): each model's parameter count minus that of the "add" model, from built models.
 
     Examples:
 
       bridgenet ablate refine --recipe recipes/nyud_vitb.toml --out studies/t6
 
-      bridgenet ablate refine --recipe recipes/nyud_vitb.toml --out studies/t6
-      --emit-commands --nproc-per-node 4 > t6.sh
+      bridgenet ablate refine -r recipes/nyud_vitb.toml -o t6 --emit-commands > t6.sh
     """
     _execute("refine", recipe, out, overrides, dry_run, emit, nproc_per_node)
 

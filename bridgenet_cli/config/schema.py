@@ -43,7 +43,7 @@ class ModelConfig:
     decoder_width: int = 512  # preliminary decoder / TPP width (authors' release: 512)
     stage_widths: list[int] = field(default_factory=list)  # coarsest first; []: 576,288,144(,72)
     head_width: int = 576  # multi-scale aggregation width before the task heads
-    prelim_width: int = 0  # first preliminary-decoder conv width; 0: the backbone's (the paper)
+    prelim_width: int = 0  # preliminary decoders' hidden width; 0: the backbone's (ResNet-50d: 512)
     backbone_depth: int = 0  # ViT blocks to build; 0: the named size (fewer only for quick tests)
     drop_path_rate: float = 0.15  # stochastic depth reached by the last TFR block of a stage
     backbone_drop_path_rate: float = 0.0  # stochastic depth inside the backbone

@@ -7,17 +7,26 @@ Layout (``<split>`` is ``train`` or ``val``; ``N`` samples, ``Hm x Wm`` the larg
     /<split>/sizes         (N, 2) int32, the (h, w) of each sample
     /<split>/image         (N, Hm, Wm, 3) uint8
     /<split>/semseg        (N, Hm, Wm) uint8, 255 = ignore      (likewise human_parts)
-    /<split>/depth         (N, Hm, Wm) float32, 0 = invalid
-    /<split>/normals       (N, Hm, Wm, 3) int8, round(127 n), zero vector = invalid
+    /<split>/depth         (N, Hm, Wm) float16 (metres) or float32 (disparity), 0 = invalid
+    /<split>/normals       (N, 3, Hm, Wm) int8, round(127 n), zero vector = invalid
     /<split>/saliency      (N, Hm, Wm) uint8, 0 / 1             (likewise edge)
     /<split>/intrinsics    (N, 4) float32 fx, fy, cx, cy         (synthetic scenes only)
 
-Each per-image array is chunked one image per chunk, compressed and checksummed (fletcher32), so
-a sample costs one chunk read per task and a damaged chunk is detected. Smaller images sit in the
-top-left corner of their chunk; ``sizes`` crops them back. The ``<split>`` group's ``skipped``
-attribute lists the samples left out with ``--skip-bad`` (JSON, ``[{"id", "problem"}]``).
+Every per-image array is chunked one image per chunk and checksummed (fletcher32, so a damaged
+chunk is an error, never silent garbage); a sample costs one chunk read per task. Smaller images
+sit in the top-left corner of their chunk; ``sizes`` crops them back. The ``<split>`` group's
+``skipped`` attribute lists the samples left out with ``--skip-bad`` (JSON, ``[{"id",
+"problem"}]``).
 
-Normals lose at most 0.5 degrees to the int8 encoding (they are re-normalised on reading).
+Compression (:data:`COMPRESSION_POLICIES`): class maps, edges, saliency and normals are always
+gzip-compressed (they shrink 10-50x and inflate quickly). Images and depth compress poorly
+losslessly (to about 85% and 45% of their size), and inflating them costs more than decoding the
+original PNG files, which would defeat the cache; the default ``fast`` policy therefore stores
+them uncompressed, and ``small`` compresses them too, for when disk space matters more than speed.
+
+Precision: normals lose at most 0.5 degrees to the int8 encoding (they are re-normalised when
+read); depth in metres is float16, a relative error under 0.05% (0.5 mm at 1 m), below the
+sensors' own; disparity keeps float32 for its 1/256-pixel steps.
 """
 
 import dataclasses
@@ -39,21 +48,42 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 NORMAL_SCALE = 127.0
-# LZF decompresses several times faster than gzip at a similar ratio on these maps; the cache
-# exists to be read fast (see `bridgenet prepare-data benchmark`).
-COMPRESSION = "lzf"
+GZIP_LEVEL = 1  # inflating costs the same at any level; higher levels only slow writing
 
-# Per-image arrays: dtype and channels (0: a single-channel map stored as (H, W)).
-LAYOUT: dict[str, tuple[type, int]] = {
-    "image": (np.uint8, 3),
-    "semseg": (np.uint8, 0),
-    "human_parts": (np.uint8, 0),
-    "depth": (np.float32, 0),
-    "normals": (np.int8, 3),
-    "saliency": (np.uint8, 0),
-    "edge": (np.uint8, 0),
+# Which per-image arrays are gzip-compressed, per policy (see the module docstring).
+COMPRESSION_POLICIES: dict[str, frozenset[str]] = {
+    "fast": frozenset({"semseg", "human_parts", "normals", "saliency", "edge"}),
+    "small": frozenset({"image", "depth", "semseg", "human_parts", "normals", "saliency", "edge"}),
 }
+
+# Per-image arrays: dtype and axis order (as in records: the image channel-last, normals
+# channel-first). Depth's dtype depends on its unit (depth_dtype).
+LAYOUT: dict[str, tuple[type, str]] = {
+    "image": (np.uint8, "HWC"),
+    "semseg": (np.uint8, "HW"),
+    "human_parts": (np.uint8, "HW"),
+    "depth": (np.float32, "HW"),
+    "normals": (np.int8, "CHW"),
+    "saliency": (np.uint8, "HW"),
+    "edge": (np.uint8, "HW"),
+}
+
+
+def _shape(order: str, height: int, width: int) -> tuple[int, ...]:
+    return {"HWC": (height, width, 3), "HW": (height, width), "CHW": (3, height, width)}[order]
+
+
+def _region(order: str, h: int, w: int) -> tuple[slice, ...]:
+    """The top-left ``h`` x ``w`` part of one image's array."""
+    if order == "CHW":
+        return slice(None), slice(0, h), slice(0, w)
+    return slice(0, h), slice(0, w)
 EXTRA_LAYOUT: dict[str, tuple[type, tuple[int, ...]]] = {"intrinsics": (np.float32, (4,))}
+
+
+def depth_dtype(unit: str) -> type:
+    return np.float16 if unit == "metres" else np.float32
+
 
 ATTRIBUTES = (
     "format_version",  # this module's layout version
@@ -67,22 +97,24 @@ ATTRIBUTES = (
     "source_checksum",  # blake2b over every source byte decoded, in order
     "settings",  # JSON: the options that shaped the content
     "prepare_command",  # the command that re-creates this file
+    "compression",  # a COMPRESSION_POLICIES name
     "created",  # ISO time
 )
 
 
-def encode(task: str, array: np.ndarray) -> np.ndarray:
-    """Record form -> stored form."""
+def encode(task: str, array: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """Record form -> stored form (``dtype`` overrides the layout's, for depth)."""
     if task == "normals":
         return np.round(array * NORMAL_SCALE).astype(np.int8)
-    dtype, _ = LAYOUT[task]
-    return array.astype(dtype, copy=False)
+    return array.astype(dtype or LAYOUT[task][0], copy=False)
 
 
 def decode(task: str, array: np.ndarray) -> np.ndarray:
     """Stored form -> record form."""
     if task == "normals":
-        return decode_normals(array.astype(np.float32) / NORMAL_SCALE)
+        return decode_normals(array, scale=NORMAL_SCALE)
+    if task == "depth":
+        return array.astype(np.float32, copy=False)
     return array
 
 
@@ -94,8 +126,15 @@ def decode(task: str, array: np.ndarray) -> np.ndarray:
 class CacheWriter:
     """Fills an open, empty ``h5py.File`` split by split, one record at a time."""
 
-    def __init__(self, handle: h5py.File):
+    def __init__(self, handle: h5py.File, compression: str = "fast", depth_unit: str = "metres"):
+        if compression not in COMPRESSION_POLICIES:
+            raise BridgeNetError(
+                f"unknown compression {compression!r}",
+                f"use one of {', '.join(COMPRESSION_POLICIES)}",
+            )
         self.handle = handle
+        self.compressed = COMPRESSION_POLICIES[compression]
+        self.depth_dtype = depth_dtype(depth_unit)
         self._ids: dict[str, list[str]] = {}
         self._sizes: dict[str, list[tuple[int, int]]] = {}
 
@@ -110,16 +149,19 @@ class CacheWriter:
                 dtype, shape = EXTRA_LAYOUT[key]
                 group.create_dataset(key, shape=(capacity, *shape), maxshape=(None, *shape), dtype=dtype)
                 continue
-            dtype, channels = LAYOUT[key]
-            tail = (channels,) if channels else ()
+            dtype, order = LAYOUT[key]
+            dtype = self.depth_dtype if key == "depth" else dtype
+            shape = _shape(order, Hm, Wm)
+            compress = key in self.compressed
             group.create_dataset(
                 key,
-                shape=(capacity, Hm, Wm, *tail),
-                maxshape=(None, Hm, Wm, *tail),
-                chunks=(1, Hm, Wm, *tail),
+                shape=(capacity, *shape),
+                maxshape=(None, *shape),
+                chunks=(1, *shape),
                 dtype=dtype,
-                compression=COMPRESSION,
-                shuffle=key == "depth",
+                compression="gzip" if compress else None,
+                compression_opts=GZIP_LEVEL if compress else None,
+                shuffle=compress and key == "depth",
                 fletcher32=True,
             )
         self._ids[split] = []
@@ -133,7 +175,8 @@ class CacheWriter:
             if key in EXTRA_LAYOUT:
                 group[key][index] = record[key]
             else:
-                group[key][index, :h, :w] = encode(key, record[key])
+                region = (index, *_region(LAYOUT[key][1], h, w))
+                group[key][region] = encode(key, record[key], group[key].dtype)
         self._ids[split].append(sample_id)
         self._sizes[split].append((h, w))
 
@@ -175,6 +218,7 @@ class CacheHeader:
     prepare_command: str
     source_checksum: str
     toolkit_version: str
+    compression: str
     skipped: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
     @property
@@ -237,6 +281,7 @@ def read_header(path: str | Path, command_hint: str | None = None) -> CacheHeade
             prepare_command=command,
             source_checksum=str(attrs["source_checksum"]),
             toolkit_version=writer,
+            compression=str(attrs["compression"]),
             skipped=skipped,
         )
     except (ValueError, TypeError) as exc:
@@ -281,6 +326,7 @@ class CacheSource:
         except (OSError, KeyError, ValueError) as exc:
             raise corrupted_error(self.path, _first_line(exc), self.header.prepare_command) from None
         self._handle: h5py.File | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
         self._pid: int | None = None
 
     def __len__(self) -> int:
@@ -289,27 +335,31 @@ class CacheSource:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_handle"] = None
+        state["_datasets"] = {}
         state["_pid"] = None
         return state
 
-    def _group(self) -> h5py.Group:
+    def _dataset(self, key: str) -> h5py.Dataset:
         if self._handle is None or self._pid != os.getpid():
             # A handle inherited through fork belongs to the parent: leave it alone, open anew.
             self._handle = h5py.File(self.path, "r")
+            self._datasets = {}
             self._pid = os.getpid()
-        return self._handle[self.split]
+        if key not in self._datasets:  # looking a dataset up by name costs as much as reading it
+            self._datasets[key] = self._handle[self.split][key]
+        return self._datasets[key]
 
     def read(self, index: int, tasks: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """The record of sample ``index`` with the image, ``tasks`` (all when None) and extras."""
         h, w = (int(v) for v in self.sizes[index])
         wanted = self.tasks if tasks is None else tasks
         try:
-            group = self._group()
-            record = {"image": group["image"][index, :h, :w]}
+            record = {"image": self._dataset("image")[index, :h, :w]}
             for task in wanted:
-                record[task] = decode(task, group[task][index, :h, :w])
+                region = (index, *_region(LAYOUT[task][1], h, w))
+                record[task] = decode(task, self._dataset(task)[region])
             for key in self.extras:
-                record[key] = group[key][index]
+                record[key] = self._dataset(key)[index]
         except (OSError, KeyError, ValueError) as exc:
             raise BridgeNetError(
                 f"cache {self.path}: sample {self.ids[index]!r} of {self.split} is unreadable "
@@ -323,6 +373,7 @@ class CacheSource:
         if self._handle is not None and self._pid == os.getpid():
             self._handle.close()
         self._handle = None
+        self._datasets = {}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -170,8 +170,8 @@ def resize_record(record: dict[str, np.ndarray], size: tuple[int, int]) -> dict[
         if key == "image":
             resized[key] = np.array(Image.fromarray(value).resize((W, H), Image.BILINEAR))
         else:
-            h, w = value.shape[:2]
+            h, w = value.shape[-2:]
             rows = np.minimum(((np.arange(H) + 0.5) * h / H).astype(np.int64), h - 1)
             cols = np.minimum(((np.arange(W) + 0.5) * w / W).astype(np.int64), w - 1)
-            resized[key] = np.ascontiguousarray(value[rows][:, cols])
+            resized[key] = np.ascontiguousarray(value[..., rows, :][..., cols])
     return resized

@@ -61,7 +61,7 @@ def export_nyud_folder(
                 image.save(out / "images" / f"{sample_id}.png")
             Image.fromarray(lut[record["semseg"]]).save(out / "segmentation" / f"{sample_id}.png")
             np.save(out / "depth" / f"{sample_id}.npy", record["depth"].astype(np.float32))
-            normals = record["normals"]
+            normals = record["normals"].transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
             if normals_ext == ".png":
                 encoded = np.clip(np.round((normals + 1.0) * 127.5), 0, 255).astype(np.uint8)
                 Image.fromarray(encoded).save(out / "normals" / f"{sample_id}.png")

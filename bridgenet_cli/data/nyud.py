@@ -104,9 +104,9 @@ class NyudReader(FolderReader):
                 record["normals"] = decode_normals_png(files.image(paths["normals"]), paths["normals"])
             else:
                 vectors = files.npy(paths["normals"])
-                if vectors.ndim == 3 and vectors.shape[0] == 3 and vectors.shape[2] != 3:
-                    vectors = vectors.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
-                if vectors.ndim != 3 or vectors.shape[2] != 3:
+                if vectors.ndim == 3 and vectors.shape[2] == 3:
+                    vectors = vectors.transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+                if vectors.ndim != 3 or vectors.shape[0] != 3:
                     raise SampleError(f"{paths['normals']}: expected (H, W, 3), got {vectors.shape}")
                 record["normals"] = decode_normals(vectors)
 

@@ -111,8 +111,8 @@ class PascalReader(FolderReader):
         if "normals" in self.tasks:
             path = f"normals_distill/{sample_id}.png"
             normals = decode_normals_png(files.image(path), path)
-            if normals.shape[:2] == label_map.shape:
-                normals[~np.isin(label_map, _VALID_IDS)] = 0.0
+            if normals.shape[-2:] == label_map.shape:
+                normals[:, ~np.isin(label_map, _VALID_IDS)] = 0.0
             record["normals"] = normals
 
         if "edge" in self.tasks:

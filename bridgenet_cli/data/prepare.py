@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from bridgenet_cli import __version__
-from bridgenet_cli.data.cache import FORMAT_VERSION, CacheWriter
+from bridgenet_cli.data.cache import COMPRESSION_POLICIES, FORMAT_VERSION, CacheWriter
 from bridgenet_cli.data.info import DatasetInfo
 from bridgenet_cli.data.records import SampleError
 from bridgenet_cli.errors import BridgeNetError
@@ -148,12 +148,21 @@ def prepare_cache(
     workers: int | None = None,
     force: bool = False,
     dataset_root: Path | None = None,
+    compression: str = "fast",
 ) -> PrepareResult:
-    """Decode every sample of ``source`` into the HDF5 cache ``out`` (atomically)."""
+    """Decode every sample of ``source`` into the HDF5 cache ``out`` (atomically).
+
+    ``compression`` names a policy of ``bridgenet_cli.data.cache.COMPRESSION_POLICIES``;
+    ``dataset_root`` is refused as a place for ``out``.
+    """
     from bridgenet_cli.log import console, progress_enabled
 
     out = Path(out).expanduser()
     _check_output(out, force, dataset_root)
+    if compression not in COMPRESSION_POLICIES:
+        raise BridgeNetError(
+            f"unknown --compression {compression!r}", f"use one of {', '.join(COMPRESSION_POLICIES)}"
+        )
     workers = default_workers() if workers is None else workers
     start = time.perf_counter()
 
@@ -188,7 +197,7 @@ def prepare_cache(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         with h5py.File(tmp, "w") as handle:
-            writer = CacheWriter(handle)
+            writer = CacheWriter(handle, compression, source.info.depth_unit)
             keys = ("image", *source.tasks)
             for split, ids in plan.items():
                 extras = _extra_keys(source)
@@ -228,7 +237,9 @@ def prepare_cache(
                     "splits": counts,
                     "source_checksum": digests.hexdigest(),
                     "settings": source.options(),
-                    "prepare_command": source.prepare_command() + f" --out {out}",
+                    "prepare_command": source.prepare_command() + f" --out {out}"
+                    + ("" if compression == "fast" else f" --compression {compression}"),
+                    "compression": compression,
                     "created": datetime.now().isoformat(timespec="seconds"),
                 }
             )

@@ -675,7 +675,7 @@ def render_scene(scene: Scene, height: int, width: int) -> dict[str, np.ndarray]
         "semseg": semseg,
         "human_parts": parts,
         "depth": depth.astype(np.float32),
-        "normals": normals_cam.astype(np.float32),
+        "normals": np.ascontiguousarray(normals_cam.transpose(2, 0, 1), dtype=np.float32),
         "saliency": salient,
         "edge": edge,
         "intrinsics": np.array([cam.fx, cam.fy, cam.cx, cam.cy], dtype=np.float32),

@@ -55,7 +55,7 @@ def to_layout(record: dict[str, np.ndarray], tasks: tuple[str, ...]) -> dict[str
         if task in ("semseg", "human_parts"):
             out[task] = value.astype(np.int64)
         elif task == "normals":
-            out[task] = np.ascontiguousarray(value.transpose(2, 0, 1), dtype=np.float32)
+            out[task] = value.astype(np.float32, copy=False)
         else:  # depth, saliency, edge: (H, W) -> (1, H, W)
             out[task] = value.astype(np.float32)[None]
     out["valid"] = np.ones(record["image"].shape[:2], dtype=bool)
@@ -67,15 +67,18 @@ def _nearest_indices(old: int, new: int) -> np.ndarray:
 
 
 def resize_record(record: dict[str, np.ndarray], height: int, width: int) -> dict[str, np.ndarray]:
-    """Image bilinear (antialiased when shrinking), every other map nearest-neighbour."""
+    """Image bilinear (antialiased when shrinking), every other map nearest-neighbour.
+
+    Maps are ``(H, W)`` or channel-first ``(C, H, W)``; other entries pass through.
+    """
     h, w = record["image"].shape[:2]
     rows, cols = _nearest_indices(h, height), _nearest_indices(w, width)
     out = {}
     for key, value in record.items():
         if key == "image":
             out[key] = np.array(Image.fromarray(value).resize((width, height), Image.BILINEAR))
-        elif value.ndim >= 2 and value.shape[:2] == (h, w):
-            out[key] = value[rows][:, cols]
+        elif value.ndim >= 2 and value.shape[-2:] == (h, w):
+            out[key] = value[..., rows, :][..., cols]
         else:
             out[key] = value
     return out
@@ -179,10 +182,9 @@ class TrainTransform:
                 y0, x0 = int(rng.integers(0, room_y + 1)), int(rng.integers(0, room_x + 1))
                 if "semseg" not in record or self._balanced(record["semseg"], y0, x0):
                     break
-        return {
-            key: value[y0 : y0 + crop_h, x0 : x0 + crop_w] if value.ndim >= 2 else value
-            for key, value in record.items()
-        }
+        cropped = {key: value[..., y0 : y0 + crop_h, x0 : x0 + crop_w] for key, value in record.items() if key != "image"}
+        cropped["image"] = record["image"][y0 : y0 + crop_h, x0 : x0 + crop_w]
+        return cropped
 
     def _balanced(self, labels: np.ndarray, y0: int, x0: int) -> bool:
         crop = labels[y0 : y0 + self.crop_size[0], x0 : x0 + self.crop_size[1]]

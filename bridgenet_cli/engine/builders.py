@@ -17,7 +17,7 @@ from bridgenet_cli.errors import BridgeNetError
 
 
 def recipe_tasks(recipe: Recipe) -> list[str]:
-    """The tasks a recipe trains: ``data.tasks``, or all of the dataset's tasks, in dataset order."""
+    """The tasks a recipe trains (``data.tasks``, else all of the dataset's), in dataset order."""
     info = DATASETS.get(recipe.data.dataset)
     if not recipe.data.tasks:
         return list(info.tasks)
@@ -33,22 +33,8 @@ def recipe_tasks(recipe: Recipe) -> list[str]:
 
 
 def model_image_size(recipe: Recipe) -> tuple[int, int]:
-    """The ``(H, W)`` the model is built for: the training crop of the recipe.
-
-    ``data.train_size`` if set; on the synthetic dataset its generated size; else the dataset's
-    default training size.
-    """
-    if recipe.data.train_size:
-        if len(recipe.data.train_size) != 2:
-            raise BridgeNetError(
-                f"data.train_size expects [H, W], got {recipe.data.train_size}",
-                "write data.train_size = [448, 576]",
-            )
-        height, width = recipe.data.train_size
-        return int(height), int(width)
-    if recipe.data.dataset == "synthetic":
-        return recipe.data.synthetic.height, recipe.data.synthetic.width
-    return DATASETS.get(recipe.data.dataset).train_size
+    """The ``(H, W)`` the model is built for: the recipe's training crop."""
+    return data_lib.resolve_train_size(recipe.data)
 
 
 def build_recipe_model(recipe: Recipe, with_pretrained: bool = True) -> nn.Module:

@@ -287,9 +287,7 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], path: Pat
 def recipe_differences(old: Recipe, new: Recipe) -> list[str]:
     """Dotted keys whose values differ, except those in :data:`RESUMABLE_CHANGES`."""
     differences = _diff(recipe_to_dict(old), recipe_to_dict(new), prefix="")
-    return [
-        key for key in differences if not any(key.startswith(ok) for ok in RESUMABLE_CHANGES)
-    ]
+    return [key for key in differences if not any(key.startswith(ok) for ok in RESUMABLE_CHANGES)]
 
 
 def _diff(old: Any, new: Any, prefix: str) -> list[str]:

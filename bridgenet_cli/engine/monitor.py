@@ -49,7 +49,7 @@ def flatten_results(results: dict[str, Any], prefix: str = "") -> dict[str, floa
 
 
 class MetricsLog:
-    """Appends records to ``metrics.jsonl`` and mirrors numbers to TensorBoard; inert if disabled."""
+    """Appends records to ``metrics.jsonl``, mirrored to TensorBoard; inert when disabled."""
 
     def __init__(self, run_dir: Path, enabled: bool, resume_iter: int) -> None:
         self.enabled = enabled

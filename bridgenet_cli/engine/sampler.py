@@ -44,7 +44,7 @@ class StepLayout:
         return self.num_samples // self.batch_size
 
     def check(self) -> None:
-        """Raise a :class:`BridgeNetError` if the batch cannot be split or the split is too small."""
+        """Raise a :class:`BridgeNetError` if the batch does not split or the data is too small."""
         chunks = self.world_size * self.grad_accum
         if self.batch_size % chunks != 0:
             raise BridgeNetError(

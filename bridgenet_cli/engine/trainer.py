@@ -441,9 +441,7 @@ def run_loop(
     return cfg.batch_size * window.total_steps / window.total_seconds
 
 
-def next_micro_batches(
-    session: Session, loader: Iterator[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def next_micro_batches(session: Session, loader: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
     """The next step's micro-batches; a Ctrl-C that took the loader's workers down stops cleanly."""
     try:
         return [next(loader) for _ in range(session.recipe.train.grad_accum)]
@@ -575,7 +573,9 @@ def after_step(session: Session) -> None:
     cfg = session.recipe.train
     done = session.iteration >= cfg.max_iters
     evaluate_now = done or (cfg.eval_every > 0 and session.iteration % cfg.eval_every == 0)
-    save_now = evaluate_now or session.iteration % cfg.checkpoint_every == 0 or session.stop_requested
+    save_now = (
+        evaluate_now or session.iteration % cfg.checkpoint_every == 0 or session.stop_requested
+    )
 
     improved = False
     if evaluate_now:
@@ -590,18 +590,21 @@ def run_validation(session: Session) -> bool:
     if session.ctx.is_main:
         if session.val_dataset is None:
             session.val_dataset = build_split(session.recipe, "val", train=False)
-        with torch.random.fork_rng(devices=_cuda_devices(session)):
+        generators = ckpt.capture_rng()  # validation must not shift the training streams
+        try:
             results, delta_mtl = validate(
-                session.model, session.val_dataset, session.recipe, session.tasks, session.ctx.device
+                session.model,
+                session.val_dataset,
+                session.recipe,
+                session.tasks,
+                session.ctx.device,
             )
-        session.model.train()
+        finally:
+            ckpt.restore_rng(generators)
+            session.model.train()
         improved = record_validation(session, results, delta_mtl)
     barrier(session.ctx)
     return improved
-
-
-def _cuda_devices(session: Session) -> list[int]:
-    return [session.ctx.device.index or 0] if session.ctx.device.type == "cuda" else []
 
 
 def record_validation(session: Session, results: dict[str, Any], delta_mtl: float | None) -> bool:

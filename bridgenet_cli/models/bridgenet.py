@@ -25,7 +25,6 @@ from bridgenet_cli.models.backbones import Backbone, FeatureLevel
 from bridgenet_cli.models.bridge import BridgeFeatureExtractor, GenericBridge
 from bridgenet_cli.models.layers import ChannelNorm, ConvBNAct, grid_size, reduce_to, resize
 from bridgenet_cli.models.refine import (
-    TFR_BLOCKS,
     AddRefiner,
     ConcatRefiner,
     TaskFeatureRefiner,
@@ -174,7 +173,7 @@ class BridgeNet(nn.Module):
 
         # 2. preliminary decoders, TPP, intermediate heads, first-stage inputs
         coarsest = levels[0].channels
-        hidden = prelim_width or coarsest
+        hidden = prelim_width or backbone.prelim_width or coarsest
         self.prelim = nn.ModuleList(
             PreliminaryDecoder(coarsest, hidden, decoder_width) for _ in tasks
         )

@@ -7,7 +7,7 @@ from torch import nn
 from bridgenet_cli.config.schema import ModelConfig
 from bridgenet_cli.data.info import DATASETS
 from bridgenet_cli.errors import BridgeNetError
-from bridgenet_cli.models.backbones import BackboneArgs, build_backbone
+from bridgenet_cli.models.backbones import Backbone, BackboneArgs, build_backbone
 from bridgenet_cli.models.bridgenet import BridgeNet
 from bridgenet_cli.models.refine import TFR_BLOCKS
 from bridgenet_cli.tasks import TASKS
@@ -18,11 +18,18 @@ FIRST_STAGE_WIDTH = 576  # the release's stage widths: 576, 288, 144 (and 72 for
 MAX_STAGES = 4  # stage strides 32, 16, 8, 4; aggregation runs at stride 4
 
 
-def resolve_stage_widths(model_cfg: ModelConfig, decoder_levels: int, num_levels: int) -> list[int]:
+def resolve_stage_widths(model_cfg: ModelConfig, backbone: Backbone) -> list[int]:
     """The configured stage widths, or 576 halved per stage for the backbone's decoder levels."""
+    num_levels = len(backbone.levels)
     widths = list(model_cfg.stage_widths) or [
-        FIRST_STAGE_WIDTH >> s for s in range(min(decoder_levels, num_levels))
+        FIRST_STAGE_WIDTH >> s for s in range(min(backbone.decoder_levels, num_levels))
     ]
+    if backbone.needs_all_levels and len(widths) != num_levels:
+        raise BridgeNetError(
+            f"{model_cfg.backbone} feeds all its {num_levels} levels to the decoder, but "
+            f"model.stage_widths has {len(widths)} entries",
+            f"give {num_levels} widths, e.g. [576, 288, 144, 72], or [] for the default",
+        )
     if not 1 <= len(widths) <= min(MAX_STAGES, num_levels):
         raise BridgeNetError(
             f"model.stage_widths has {len(widths)} entries; this backbone feeds at most "
@@ -50,6 +57,10 @@ def build_model(
     if not tasks:
         raise BridgeNetError("no tasks to build a model for", "name at least one task")
     out_channels = [TASKS.get(t).channels(dataset) for t in tasks]
+    if model_cfg.variant not in ("bridgenet", "mtl-baseline", "stl"):
+        raise BridgeNetError(
+            f"unknown model.variant {model_cfg.variant!r}", "use bridgenet, mtl-baseline or stl"
+        )
     if model_cfg.variant == "stl" and len(tasks) != 1:
         raise BridgeNetError(
             f"model.variant = 'stl' trains one task, got {len(tasks)}: {', '.join(tasks)}",
@@ -76,7 +87,7 @@ def build_model(
             extra=tuple(extra),
         ),
     )
-    widths = resolve_stage_widths(model_cfg, backbone.decoder_levels, len(backbone.levels))
+    widths = resolve_stage_widths(model_cfg, backbone)
 
     interaction = model_cfg.variant == "bridgenet"
     model = BridgeNet(

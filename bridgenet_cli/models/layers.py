@@ -30,7 +30,7 @@ def reduce_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     what the authors' release does to the final ViT map.
     """
     H, W = x.shape[-2:]
-    if (H, W) == tuple(size):
+    if tuple(size) == (H, W):
         return x
     factor = math.ceil(H / size[0])
     if factor > 1 and grid_size((H, W), factor) == tuple(size):

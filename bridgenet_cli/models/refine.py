@@ -69,7 +69,7 @@ class TaskFeatureRefiner(nn.Module):
         self.num_blocks = num_blocks
         # The bridge halves of every block's 1x1 reduction, for all tasks, as one convolution.
         self.bridge_parts = nn.Conv2d(width, num_tasks * num_blocks * (width // 2), 1, bias=False)
-        rates = torch.linspace(0, drop_path_rate, num_blocks).tolist()
+        rates = [drop_path_rate * i / max(num_blocks - 1, 1) for i in range(num_blocks)]
         self.blocks = nn.ModuleList(
             nn.ModuleList(
                 RefineBlock(width, TFR_DILATIONS[i % len(TFR_DILATIONS)], rates[i])

@@ -77,7 +77,9 @@ class TaskPatternPropagation(nn.Module):
         # identity plus small noise, rather than from the near-uniform attention of a tiny init.
         with torch.no_grad():
             nn.init.normal_(self.mix.weight, std=0.02)
-            self.mix.weight[:, :, 0, 0] += torch.eye(num_tasks * num_heads)
+            self.mix.weight[:, :, 0, 0] += torch.eye(
+                num_tasks * num_heads, device=self.mix.weight.device
+            )
 
     def forward(
         self, features: list[torch.Tensor], return_attention: bool = False

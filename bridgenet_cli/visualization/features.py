@@ -97,23 +97,37 @@ def token_grid(num_tokens: int, height: int, width: int) -> tuple[int, int]:
 
 
 def attention_for_point(
-    attention: np.ndarray, point: tuple[float, float], height: int, width: int
+    attention: np.ndarray, point: tuple[float, float], grid: tuple[int, int]
 ) -> np.ndarray:
-    """The attention of the token under ``point`` over all key tokens, as a ``(kh, kw)`` map.
+    """The attention of the query token under ``point`` over all key tokens, as a grid map.
 
-    ``attention`` is ``(heads, Nq, Nk)`` or ``(Nq, Nk)`` (heads are averaged); ``point`` is
-    ``(x, y)`` as fractions of the image width and height; the image is ``height x width``.
+    ``attention`` is ``(heads, Nq, Nk)`` or ``(Nq, Nk)`` (heads are averaged), over query and key
+    tokens that both lie on ``grid`` = ``(rows, cols)`` in row-major order; ``point`` is
+    ``(x, y)`` as fractions of the grid's width and height. Returns ``(rows, cols)``.
     """
     if attention.ndim == 3:
         attention = attention.mean(axis=0)  # (heads, Nq, Nk) -> (Nq, Nk)
     Nq, Nk = attention.shape
-    qh, qw = token_grid(Nq, height, width)
-    kh, kw = token_grid(Nk, height, width)
+    rows, cols = grid
+    if Nq != rows * cols or Nk != rows * cols:
+        raise ValueError(f"attention {attention.shape} does not fit a {rows}x{cols} token grid")
 
     x, y = point
-    row = min(int(y * qh), qh - 1)
-    col = min(int(x * qw), qw - 1)
-    return attention[row * qw + col].reshape(kh, kw)  # (Nk,) -> (kh, kw)
+    row = min(max(int(y * rows), 0), rows - 1)
+    col = min(max(int(x * cols), 0), cols - 1)
+    return attention[row * cols + col].reshape(rows, cols)  # (Nk,) -> (rows, cols)
+
+
+def crop_to_image(values: np.ndarray, fraction: tuple[float, float]) -> np.ndarray:
+    """Keep the part of a ``(..., h, w)`` map that covers the image inside a padded input.
+
+    ``fraction`` is ``(image height / input height, image width / input width)``; padding is at
+    the bottom and right, so the top-left ``ceil(h * fy) x ceil(w * fx)`` cells are kept.
+    """
+    h, w = values.shape[-2:]
+    keep_h = max(1, math.ceil(h * fraction[0] - 1e-6))
+    keep_w = max(1, math.ceil(w * fraction[1] - 1e-6))
+    return values[..., :keep_h, :keep_w]
 
 
 def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -139,13 +153,16 @@ def render_feature_figure(
     specific: dict[str, dict[str, np.ndarray]],
     method: str,
     title: str = "",
+    input_size: tuple[int, int] | None = None,
 ) -> Path:
     """Rows are levels; columns the input, S (task-generic), S' (bridge) and P for each task.
 
     ``generic`` and ``bridge`` map a level name to a ``(C, h, w)`` map, ``specific`` maps a task
-    to such a dict; a map missing at a level leaves its cell empty.
+    to such a dict; a map missing at a level leaves its cell empty. ``input_size`` is the padded
+    ``(H, W)`` the network saw (default: the image's); maps are cropped to the image.
     """
     H, W = image.shape[:2]
+    fraction = _image_fraction(image, input_size)
     levels = _ordered_levels(generic, bridge, *specific.values())
     tasks = list(specific)
     columns = [("S: task-generic", generic), ("S': bridge", bridge)]
@@ -157,13 +174,14 @@ def render_feature_figure(
     )
     axes = figure.subplots(len(levels), 1 + len(columns), squeeze=False)
     for row, level in enumerate(levels):
-        _picture(axes[row, 0], image, "input" if row == 0 else "", f"level {level}")
+        _picture(axes[row, 0], image, "input" if row == 0 else "", level)
         for column, (name, maps) in enumerate(columns, start=1):
             feature = maps.get(level)
             if feature is None:
                 axes[row, column].axis("off")
                 continue
             C, h, w = feature.shape
+            feature = crop_to_image(feature, fraction)
             label = f"{name}\n{C} ch, {h}x{w}" if row == 0 else f"{C} ch, {h}x{w}"
             _picture(axes[row, column], reduce_feature(feature, method), label)
 
@@ -176,25 +194,34 @@ def render_attention_figure(
     path: str | Path,
     image: np.ndarray,
     attention: dict[str, np.ndarray],
+    grid: tuple[int, int] | None = None,
     points: tuple[tuple[float, float], ...] = DEFAULT_POINTS,
     title: str = "",
+    input_size: tuple[int, int] | None = None,
 ) -> Path:
     """Rows are query points, columns tasks: each cell the task's TPP attention for that point.
 
-    ``attention`` maps a task to a ``(heads, Nq, Nk)`` (or ``(Nq, Nk)``) array; the query point
-    is marked with a cross.
+    ``attention`` maps a task to a ``(heads, Nq, Nk)`` (or ``(Nq, Nk)``) array over the token
+    ``grid`` (inferred from the token count and the input's aspect when not given); ``points``
+    are ``(x, y)`` fractions of the image, each marked with a cross; ``input_size`` is the padded
+    ``(H, W)`` the network saw (default: the image's).
     """
     H, W = image.shape[:2]
+    fraction = _image_fraction(image, input_size)
+    input_h, input_w = input_size or (H, W)
     tasks = list(attention)
     panel_h = PANEL_INCHES * H / W
     figure = Figure(figsize=(PANEL_INCHES * len(tasks), (panel_h + 0.5) * len(points)), dpi=DPI)
     axes = figure.subplots(len(points), len(tasks), squeeze=False)
 
     for row, point in enumerate(points):
+        on_input = (point[0] * fraction[1], point[1] * fraction[0])  # image -> padded input
         for column, task in enumerate(tasks):
-            weights = attention_for_point(np.asarray(attention[task]), point, H, W)
+            weights = np.asarray(attention[task])
+            task_grid = grid or token_grid(weights.shape[-1], input_h, input_w)
+            heat = crop_to_image(attention_for_point(weights, on_input, task_grid), fraction)
             label = f"{TASKS.get(task).title}\nquery ({point[0]:.2f}, {point[1]:.2f})"
-            _picture(axes[row, column], overlay_heat(image, weights), label)
+            _picture(axes[row, column], overlay_heat(image, heat), label)
             axes[row, column].plot(
                 [point[0] * W - 0.5], [point[1] * H - 0.5], marker="x", color="cyan",
                 markersize=10, markeredgewidth=2.5,
@@ -202,6 +229,13 @@ def render_attention_figure(
 
     figure.suptitle((title + "  " if title else "") + "(TPP attention, bright = high)", fontsize=11)
     return save_figure(figure, path)
+
+
+def _image_fraction(image: np.ndarray, input_size: tuple[int, int] | None) -> tuple[float, float]:
+    """How much of the padded network input the image covers, ``(height, width)`` fractions."""
+    if input_size is None:
+        return 1.0, 1.0
+    return image.shape[0] / input_size[0], image.shape[1] / input_size[1]
 
 
 def _picture(axis, rgb: np.ndarray, title: str, ylabel: str = "") -> None:

@@ -39,31 +39,26 @@ def _crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(array[..., :height, :width])
 
 
-def _from_item(item: dict[str, Any], tasks: list[str], sample_id: str) -> VisualSample:
+def _from_item(item: dict[str, Any], tasks: list[str]) -> VisualSample:
     """A dataset item (the sample dict of ``docs/internals.md``) -> :class:`VisualSample`."""
     from bridgenet_cli.data import denormalize
 
     height, width = (int(v) for v in item["size"])
-    image = item["image"]
-    rgb = np.asarray(denormalize(image))
-    if rgb.shape[0] == 3 and rgb.shape[-1] != 3:
-        rgb = rgb.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
     truths = {}
     for task in tasks:
         if task in item:
-            target = item[task]
-            target = target.numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
-            truths[task] = _crop(target, height, width)
+            truths[task] = _crop(np.asarray(item[task]), height, width)
+    rgb = denormalize(item["image"])[:height, :width]  # (3, Hp, Wp) -> (h, w, 3) uint8
     return VisualSample(
-        id=str(item.get("id", sample_id)),
-        tensor=torch.as_tensor(image),
-        rgb=_crop(rgb.transpose(2, 0, 1), height, width).transpose(1, 2, 0).astype(np.uint8),
+        id=str(item["id"]),
+        tensor=torch.as_tensor(item["image"]),
+        rgb=np.ascontiguousarray(rgb),
         truths=truths,
     )
 
 
 def fit_within(rgb: np.ndarray, max_size: tuple[int, int]) -> np.ndarray:
-    """Shrink ``rgb`` (keeping its aspect) so that it fits in ``max_size`` = (H, W); never enlarge."""
+    """Shrink ``rgb`` (keeping its aspect) to fit in ``max_size`` = (H, W); never enlarge."""
     height, width = rgb.shape[:2]
     scale = min(max_size[0] / height, max_size[1] / width, 1.0)
     if scale >= 1.0:
@@ -110,9 +105,7 @@ def image_samples(
         rgb = read_image(path)
         if max_size is not None:
             rgb = fit_within(rgb, max_size)
-        item = image_to_sample(rgb)
-        item.setdefault("id", path.stem)
-        samples.append(_from_item(item, [], path.stem))
+        samples.append(_from_item(image_to_sample(rgb, sample_id=path.stem), []))
     return samples
 
 
@@ -125,7 +118,7 @@ def split_samples(recipe: Recipe, split: str, num: int) -> list[VisualSample]:
         raise BridgeNetError(f"the {split} split of {recipe.data.dataset} is empty", "")
     tasks = recipe_tasks(recipe)
     count = min(num, len(dataset))
-    return [_from_item(dataset[i], tasks, f"{split}-{i}") for i in range(count)]
+    return [_from_item(dataset[i], tasks) for i in range(count)]
 
 
 @torch.no_grad()

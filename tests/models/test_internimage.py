@@ -247,6 +247,11 @@ def test_unknown_extra_option_lists_valid_ones():
         tiny("t", ("dcn_impl", "pytorch"))
 
 
+def test_vit_depth_option_is_refused():
+    with pytest.raises(BridgeNetError, match="backbone_depth only applies to ViT"):
+        tiny("b", ("depth", 2))
+
+
 def test_internimage_t_has_about_30m_classification_parameters():
     count = classification_parameter_count("t")
     assert 29.5e6 < count < 30.5e6  # published: 30 M
@@ -342,18 +347,18 @@ def test_checkpoint_of_another_size_names_the_counts(tmp_path):
     state["levels.0.blocks.0.dcn.extra.weight"] = torch.zeros(1)
     path = tmp_path / "wrong.pth"
     torch.save(state, path)
-    with pytest.raises(BridgeNetError, match="1 missing keys.*1 unexpected keys") as error:
+    with pytest.raises(BridgeNetError, match="1 missing, 1 unexpected") as error:
         tiny("b", pretrained=str(path))
-    assert "internimage-b" in str(error.value)
+    assert "official InternImage checkpoint" in str(error.value)
 
 
 def test_t_checkpoint_does_not_fit_b(tmp_path):
     path = tmp_path / "t.pth"
     torch.save(fake_official_state(tiny("t")), path)
-    with pytest.raises(BridgeNetError, match="missing keys"):
+    with pytest.raises(BridgeNetError, match="do not fit the backbone"):
         tiny("b", pretrained=str(path))
 
 
 def test_missing_weights_file_is_a_user_error(tmp_path):
-    with pytest.raises(BridgeNetError, match="does not exist"):
+    with pytest.raises(BridgeNetError, match="not found"):
         build_internimage("t", pretrained=str(tmp_path / "nope.pth"), extra=TINY)

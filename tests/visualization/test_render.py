@@ -114,7 +114,7 @@ def test_attention_for_point_picks_the_query_row():
     attention = np.zeros((2, 12, 12))
     attention[:, 7, 3] = 1.0  # query token 7 = row 1, col 3 of a 3x4 grid
 
-    weights = attention_for_point(attention, (0.9, 0.5), 192, 256)
+    weights = attention_for_point(attention, (0.9, 0.5), (3, 4))
 
     assert weights.shape == (3, 4)
     assert weights[0, 3] == 1.0 and weights.sum() == 1.0

@@ -44,6 +44,12 @@ class Backbone(nn.Module):
 
     levels: list[FeatureLevel]
     decoder_levels: int = 3
+    # Hidden width of the preliminary decoders; None: the coarsest level's channels (the paper's
+    # rule for ViT, HRNet and InternImage).
+    prelim_width: int | None = None
+    # True when every level must feed the decoder: with parallel branches (HRNet) an unused level
+    # leaves parameters without gradients.
+    needs_all_levels: bool = False
     # Checkpoint keys under these prefixes (classifier heads and the like) are dropped on loading.
     checkpoint_ignore: tuple[str, ...] = ()
 

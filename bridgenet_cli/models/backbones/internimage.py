@@ -7,13 +7,12 @@ with a residual); a stride-2 convolution doubles the width between stages. The f
 (strides 4, 8, 16, 32; widths C, 2C, 4C, 8C) are the feature levels.
 
 Sizes follow the official release (classification and segmentation configs): see
-:data:`INTERNIMAGE_SIZES`. Official checkpoint files load with :func:`load_official_checkpoint`.
+:data:`INTERNIMAGE_SIZES`. Official checkpoint files load by key renaming (:func:`official_key`).
 """
 
 import logging
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -206,8 +205,15 @@ class InternImage(Backbone):
     """``images (B, 3, H, W)`` -> four maps ``(B, C * 2**i, H / 2**(i+2), W / 2**(i+2))``.
 
     ``num_classes > 0`` adds the release's classification head (for :meth:`classify` and for
-    counting classification parameters); dense models leave it at 0.
+    counting classification parameters); dense models leave it at 0. Weights files of the
+    official release (classification ``{"model": ...}`` or mmseg ``{"state_dict": ...}``) load
+    with :meth:`load_pretrained`; their ImageNet head is dropped unless this model has one.
     """
+
+    checkpoint_hint = (
+        "use an official InternImage checkpoint (classification or segmentation release) of the "
+        "size named in model.backbone"
+    )
 
     def __init__(
         self,
@@ -247,11 +253,22 @@ class InternImage(Backbone):
             )
             self.stages.append(stage)
         self.head = ClassifierHead(widths[-1], num_classes) if num_classes > 0 else None
+        self.checkpoint_ignore = ("head.",) if self.head is None else ()
 
         self.apply(_init_weights)
         for module in self.modules():
             if isinstance(module, DCNv3):
                 module.reset_parameters()
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Rename the official release's keys to ours; keep only the backbone of mmseg files."""
+        if any(key.startswith("backbone.") for key in state):
+            state = {
+                key.removeprefix("backbone."): value
+                for key, value in state.items()
+                if key.startswith("backbone.")
+            }
+        return {official_key(key): value for key, value in state.items()}
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(images)  # (B, H/4, W/4, C)
@@ -298,8 +315,6 @@ _OFFICIAL_KEY_RULES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"^conv_head\.1\.0\."), r"head.norm."),
     (re.compile(r"^head\.(weight|bias)$"), r"head.fc.\1"),
 ]
-_WRAPPER_KEYS = ("model", "state_dict", "module")  # classification, mmseg, other trainers
-_PREFIXES = ("module.", "backbone.")  # DDP, mmseg
 
 
 def official_key(key: str) -> str:
@@ -307,72 +322,6 @@ def official_key(key: str) -> str:
     for pattern, replacement in _OFFICIAL_KEY_RULES:
         key = pattern.sub(replacement, key)
     return key
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise BridgeNetError(
-            f"pretrained weights file {str(path)!r} does not exist",
-            hint="pass a local .pth/.pt/.safetensors file; nothing is downloaded",
-        )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors have many types
-        raise BridgeNetError(
-            f"cannot read pretrained weights {str(path)!r}: {type(error).__name__}",
-            hint="re-save only the state dict (torch.save(torch.load(f, weights_only=False)"
-            "['model'], out)) if the file holds non-tensor objects",
-        ) from error
-    for key in _WRAPPER_KEYS:
-        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    if not isinstance(checkpoint, dict):
-        raise BridgeNetError(
-            f"pretrained weights {str(path)!r} hold no state dict",
-            hint="pass a state dict, or a checkpoint with a 'model' or 'state_dict' entry",
-        )
-    return checkpoint
-
-
-def load_official_checkpoint(model: InternImage, path: str | Path, name: str) -> None:
-    """Load an official InternImage checkpoint (classification or mmseg release) into ``model``.
-
-    The classification head is dropped unless ``model`` has one; mmseg decode heads are dropped.
-    Any other missing, unexpected or mis-shaped key is an error naming the counts and examples.
-    """
-    path = Path(path).expanduser()
-    state = _read_state_dict(path)
-    if any(key.startswith("backbone.") for key in state):
-        state = {key: value for key, value in state.items() if key.startswith("backbone.")}
-
-    converted = {}
-    for key, value in state.items():
-        for prefix in _PREFIXES:
-            key = key.removeprefix(prefix)
-        converted[official_key(key)] = value
-    if model.head is None:
-        converted = {k: v for k, v in converted.items() if not k.startswith("head.")}
-
-    own = model.state_dict()
-    missing = sorted(set(own) - set(converted))
-    unexpected = sorted(set(converted) - set(own))
-    mismatched = sorted(
-        key for key in set(own) & set(converted) if own[key].shape != converted[key].shape
-    )
-    if missing or unexpected or mismatched:
-        raise BridgeNetError(
-            f"pretrained weights {str(path)!r} do not fit backbone {name!r}: "
-            f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys "
-            f"{unexpected[:3]}, {len(mismatched)} keys of another shape {mismatched[:3]}",
-            hint=f"pass an official {name} checkpoint (classification or segmentation release)",
-        )
-    model.load_state_dict(converted)
-    logger.info("loaded %d tensors into %s from %s", len(converted), name, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,6 +351,12 @@ def build_internimage(
     """
     name = f"internimage-{size}"
     options = dict(extra)
+    if options.get("depth"):
+        raise BridgeNetError(
+            f"model.backbone_depth only applies to ViT backbones, not {name}",
+            "leave model.backbone_depth at 0",
+        )
+    options.pop("depth", None)
     unknown = sorted(set(options) - set(_EXTRA_OPTIONS))
     if unknown:
         raise BridgeNetError(
@@ -425,7 +380,7 @@ def build_internimage(
         num_classes=int(options.get("num_classes", 0)),
     )
     if pretrained:
-        load_official_checkpoint(model, pretrained, name)
+        model.load_pretrained(pretrained)
     return model
 
 

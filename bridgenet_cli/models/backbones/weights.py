@@ -1,4 +1,4 @@
-"""Loading backbone weights from a local file (timm state dict ``.pth``/``.pt`` or ``.safetensors``).
+"""Backbone weights from a local file: a timm state dict (``.pth``, ``.pt``) or ``.safetensors``.
 
 Nothing is ever downloaded. Keys are matched after folding ``.`` and ``_`` together, because timm's
 feature wrappers flatten nested module names (``layer1.0.conv1`` becomes ``layer1_0.conv1``). Any
@@ -93,7 +93,8 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
             f"weights in {path} do not fit the backbone: {len(missing)} missing, "
             f"{len(unexpected)} unexpected, {len(wrong_shape)} with a wrong shape "
             f"(e.g. {', '.join(examples)})",
-            "use a timm checkpoint of the same architecture as model.backbone",
+            getattr(backbone, "checkpoint_hint", None)
+            or "use a timm checkpoint of the same architecture as model.backbone",
         )
     target.load_state_dict(matched, strict=False)
     logger.info("loaded %d tensors from %s", len(matched), path)
