@@ -7,7 +7,7 @@ Layout (``<split>`` is ``train`` or ``val``; ``N`` samples, ``Hm x Wm`` the larg
     /<split>/sizes         (N, 2) int32, the (h, w) of each sample
     /<split>/image         (N, Hm, Wm, 3) uint8
     /<split>/semseg        (N, Hm, Wm) uint8, 255 = ignore      (likewise human_parts)
-    /<split>/depth         (N, Hm, Wm) float16 (metres) or float32 (disparity), 0 = invalid
+    /<split>/depth         (N, Hm, Wm) float32, 0 = invalid
     /<split>/normals       (N, 3, Hm, Wm) int8, round(127 n), zero vector = invalid
     /<split>/saliency      (N, Hm, Wm) uint8, 0 / 1             (likewise edge)
     /<split>/intrinsics    (N, 4) float32 fx, fy, cx, cy         (synthetic scenes only)
@@ -18,15 +18,15 @@ sit in the top-left corner of their chunk; ``sizes`` crops them back. The ``<spl
 ``skipped`` attribute lists the samples left out with ``--skip-bad`` (JSON, ``[{"id",
 "problem"}]``).
 
-Compression (:data:`COMPRESSION_POLICIES`): class maps, edges, saliency and normals are always
-gzip-compressed (they shrink 10-50x and inflate quickly). Images and depth compress poorly
-losslessly (to about 85% and 45% of their size), and inflating them costs more than decoding the
-original PNG files, which would defeat the cache; the default ``fast`` policy therefore stores
-them uncompressed, and ``small`` compresses them too, for when disk space matters more than speed.
+Compression (:data:`COMPRESSION_POLICIES`): class maps, edges and saliency are always
+gzip-compressed (they shrink 10-50x and inflate in a fraction of a millisecond). Images, depth
+and normals compress less losslessly (to about 85%, 45% and 40% of their size) and inflating them
+costs about as much as decoding the original PNG files, which would defeat the cache; the default
+``fast`` policy stores them uncompressed (measured with ``bridgenet prepare-data benchmark``), and
+``small`` compresses them too, for when disk space matters more than reading speed.
 
-Precision: normals lose at most 0.5 degrees to the int8 encoding (they are re-normalised when
-read); depth in metres is float16, a relative error under 0.05% (0.5 mm at 1 m), below the
-sensors' own; disparity keeps float32 for its 1/256-pixel steps.
+Precision: normals lose at most 0.5 degrees to the int8 encoding and are re-normalised to unit
+length when read; depth is float32 (disparity needs its 1/256-pixel steps, metres stay exact).
 """
 
 import dataclasses
@@ -52,12 +52,12 @@ GZIP_LEVEL = 1  # inflating costs the same at any level; higher levels only slow
 
 # Which per-image arrays are gzip-compressed, per policy (see the module docstring).
 COMPRESSION_POLICIES: dict[str, frozenset[str]] = {
-    "fast": frozenset({"semseg", "human_parts", "normals", "saliency", "edge"}),
+    "fast": frozenset({"semseg", "human_parts", "saliency", "edge"}),
     "small": frozenset({"image", "depth", "semseg", "human_parts", "normals", "saliency", "edge"}),
 }
 
 # Per-image arrays: dtype and axis order (as in records: the image channel-last, normals
-# channel-first). Depth's dtype depends on its unit (depth_dtype).
+# channel-first).
 LAYOUT: dict[str, tuple[type, str]] = {
     "image": (np.uint8, "HWC"),
     "semseg": (np.uint8, "HW"),
@@ -78,11 +78,9 @@ def _region(order: str, h: int, w: int) -> tuple[slice, ...]:
     if order == "CHW":
         return slice(None), slice(0, h), slice(0, w)
     return slice(0, h), slice(0, w)
+
+
 EXTRA_LAYOUT: dict[str, tuple[type, tuple[int, ...]]] = {"intrinsics": (np.float32, (4,))}
-
-
-def depth_dtype(unit: str) -> type:
-    return np.float16 if unit == "metres" else np.float32
 
 
 ATTRIBUTES = (
@@ -102,19 +100,17 @@ ATTRIBUTES = (
 )
 
 
-def encode(task: str, array: np.ndarray, dtype: type | None = None) -> np.ndarray:
-    """Record form -> stored form (``dtype`` overrides the layout's, for depth)."""
+def encode(task: str, array: np.ndarray) -> np.ndarray:
+    """Record form -> stored form."""
     if task == "normals":
         return np.round(array * NORMAL_SCALE).astype(np.int8)
-    return array.astype(dtype or LAYOUT[task][0], copy=False)
+    return array.astype(LAYOUT[task][0], copy=False)
 
 
 def decode(task: str, array: np.ndarray) -> np.ndarray:
     """Stored form -> record form."""
     if task == "normals":
         return decode_normals(array, scale=NORMAL_SCALE)
-    if task == "depth":
-        return array.astype(np.float32, copy=False)
     return array
 
 
@@ -126,7 +122,7 @@ def decode(task: str, array: np.ndarray) -> np.ndarray:
 class CacheWriter:
     """Fills an open, empty ``h5py.File`` split by split, one record at a time."""
 
-    def __init__(self, handle: h5py.File, compression: str = "fast", depth_unit: str = "metres"):
+    def __init__(self, handle: h5py.File, compression: str = "fast"):
         if compression not in COMPRESSION_POLICIES:
             raise BridgeNetError(
                 f"unknown compression {compression!r}",
@@ -134,7 +130,6 @@ class CacheWriter:
             )
         self.handle = handle
         self.compressed = COMPRESSION_POLICIES[compression]
-        self.depth_dtype = depth_dtype(depth_unit)
         self._ids: dict[str, list[str]] = {}
         self._sizes: dict[str, list[tuple[int, int]]] = {}
 
@@ -147,10 +142,11 @@ class CacheWriter:
         for key in keys:
             if key in EXTRA_LAYOUT:
                 dtype, shape = EXTRA_LAYOUT[key]
-                group.create_dataset(key, shape=(capacity, *shape), maxshape=(None, *shape), dtype=dtype)
+                group.create_dataset(
+                    key, shape=(capacity, *shape), maxshape=(None, *shape), dtype=dtype
+                )
                 continue
             dtype, order = LAYOUT[key]
-            dtype = self.depth_dtype if key == "depth" else dtype
             shape = _shape(order, Hm, Wm)
             compress = key in self.compressed
             group.create_dataset(
@@ -176,7 +172,7 @@ class CacheWriter:
                 group[key][index] = record[key]
             else:
                 region = (index, *_region(LAYOUT[key][1], h, w))
-                group[key][region] = encode(key, record[key], group[key].dtype)
+                group[key][region] = encode(key, record[key])
         self._ids[split].append(sample_id)
         self._sizes[split].append((h, w))
 
@@ -186,7 +182,9 @@ class CacheWriter:
         count = len(self._ids[split])
         for key in list(group):
             group[key].resize(count, axis=0)
-        group.create_dataset("ids", data=np.array(self._ids[split], dtype=object), dtype=h5py.string_dtype())
+        group.create_dataset(
+            "ids", data=np.array(self._ids[split], dtype=object), dtype=h5py.string_dtype()
+        )
         sizes = np.array(self._sizes[split], dtype=np.int32).reshape(count, 2)
         group.create_dataset("sizes", data=sizes)
         group.attrs["skipped"] = json.dumps([{"id": i, "problem": p} for i, p in skipped])
@@ -247,7 +245,9 @@ def read_header(path: str | Path, command_hint: str | None = None) -> CacheHeade
     """
     path = Path(path)
     if not path.is_file():
-        raise BridgeNetError(f"cache not found: {path}", _recreate_hint(command_hint).split(": ", 1)[-1])
+        raise BridgeNetError(
+            f"cache not found: {path}", _recreate_hint(command_hint).split(": ", 1)[-1]
+        )
     try:
         with h5py.File(path, "r") as handle:
             attrs = {key: handle.attrs[key] for key in handle.attrs}
@@ -324,7 +324,9 @@ class CacheSource:
                 self.sizes = group["sizes"][:].astype(np.int64)
                 self.extras = tuple(k for k in EXTRA_LAYOUT if k in group)
         except (OSError, KeyError, ValueError) as exc:
-            raise corrupted_error(self.path, _first_line(exc), self.header.prepare_command) from None
+            raise corrupted_error(
+                self.path, _first_line(exc), self.header.prepare_command
+            ) from None
         self._handle: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
         self._pid: int | None = None

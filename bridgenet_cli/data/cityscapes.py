@@ -18,6 +18,7 @@ so numbers stay comparable across resolutions (metric depth does not depend on i
 import numpy as np
 
 from bridgenet_cli.data.info import CITYSCAPES_ID_TO_TRAIN_ID
+from bridgenet_cli.data.readers import READERS, FolderReader, with_depth_unit
 from bridgenet_cli.data.records import (
     IGNORE,
     SampleError,
@@ -27,7 +28,6 @@ from bridgenet_cli.data.records import (
     same_shape_or_error,
     single_channel,
 )
-from bridgenet_cli.data.readers import READERS, FolderReader, with_depth_unit
 from bridgenet_cli.errors import BridgeNetError
 
 DEPTH_UNITS = ("disparity", "metres")
@@ -54,7 +54,9 @@ MAX_LABEL_ID = len(CITYSCAPES_ID_TO_TRAIN_ID) - 1
 class CityscapesReader(FolderReader):
     dataset = "cityscapes"
 
-    def __init__(self, root, tasks=None, size: tuple[int, int] | None = None, depth: str = "disparity"):
+    def __init__(
+        self, root, tasks=None, size: tuple[int, int] | None = None, depth: str = "disparity"
+    ):
         if depth not in DEPTH_UNITS:
             raise BridgeNetError(
                 f"unknown Cityscapes depth unit {depth!r}", f"use one of {', '.join(DEPTH_UNITS)}"
@@ -93,7 +95,8 @@ class CityscapesReader(FolderReader):
             )
         suffix = "_leftImg8bit.png"
         ids = sorted(
-            f"{path.parent.name}/{path.name[: -len(suffix)]}" for path in folder.glob(f"*/*{suffix}")
+            f"{path.parent.name}/{path.name[: -len(suffix)]}"
+            for path in folder.glob(f"*/*{suffix}")
         )
         if not ids:
             raise BridgeNetError(

@@ -25,6 +25,10 @@ from bridgenet_cli.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
+# Synthetic maps are smooth or piecewise constant and shrink about 5x compressed, and small
+# synthetic images inflate quickly, so their caches are compressed throughout.
+SYNTHETIC_COMPRESSION = "small"
+
 
 class ReaderSource:
     """One split of a folder reader or the synthetic generator, as a source of records."""
@@ -73,7 +77,9 @@ class MultiTaskDataset(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item())) if self.train else None
         arrays = self.transform(record, rng)
 
-        sample = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()}
+        sample = {
+            key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()
+        }
         sample["size"] = torch.tensor([h, w], dtype=torch.int64)
         sample["id"] = self.ids[index]
         return sample
@@ -176,7 +182,7 @@ def _ensure_synthetic(data_cfg: DataConfig, explicit: bool) -> Path:
                     )
                 logger.warning("the synthetic cache %s holds other settings; regenerating", path)
         logger.info("generating the synthetic dataset into %s", path)
-        prepare_cache(reader, path, force=True)
+        prepare_cache(reader, path, force=True, compression=SYNTHETIC_COMPRESSION)
     return path
 
 

@@ -37,7 +37,9 @@ def export_nyud_folder(
     """Write ``num_train`` + ``num_val`` scenes into a new folder ``out`` in ``package`` format."""
     out = Path(out)
     if package not in VARIANTS:
-        raise BridgeNetError(f"unknown NYUD package {package!r}", f"use one of {', '.join(VARIANTS)}")
+        raise BridgeNetError(
+            f"unknown NYUD package {package!r}", f"use one of {', '.join(VARIANTS)}"
+        )
     if out.exists() and any(out.iterdir()):
         raise BridgeNetError(f"{out} already exists and is not empty", "choose a new folder")
     image_ext, normals_ext, edge_ext = VARIANTS[package]

@@ -16,6 +16,7 @@ detected from the extension of the first training image.
 
 import numpy as np
 
+from bridgenet_cli.data.readers import READERS, FolderReader
 from bridgenet_cli.data.records import (
     IGNORE,
     SampleError,
@@ -26,7 +27,6 @@ from bridgenet_cli.data.records import (
     image_size,
     single_channel,
 )
-from bridgenet_cli.data.readers import READERS, FolderReader
 from bridgenet_cli.errors import BridgeNetError
 
 VARIANTS = {
@@ -101,13 +101,17 @@ class NyudReader(FolderReader):
 
         if "normals" in self.tasks:
             if self.variant == "nyudv2":
-                record["normals"] = decode_normals_png(files.image(paths["normals"]), paths["normals"])
+                record["normals"] = decode_normals_png(
+                    files.image(paths["normals"]), paths["normals"]
+                )
             else:
                 vectors = files.npy(paths["normals"])
                 if vectors.ndim == 3 and vectors.shape[2] == 3:
                     vectors = vectors.transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
                 if vectors.ndim != 3 or vectors.shape[0] != 3:
-                    raise SampleError(f"{paths['normals']}: expected (H, W, 3), got {vectors.shape}")
+                    raise SampleError(
+                        f"{paths['normals']}: expected (H, W, 3), got {vectors.shape}"
+                    )
                 record["normals"] = decode_normals(vectors)
 
         if "edge" in self.tasks:

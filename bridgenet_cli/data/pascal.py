@@ -23,6 +23,7 @@ from bridgenet_cli.data.info import (
     PASCAL_PERSON_CLASS,
     PASCAL_PERSON_PARTS,
 )
+from bridgenet_cli.data.readers import READERS, FolderReader
 from bridgenet_cli.data.records import (
     IGNORE,
     SampleError,
@@ -33,7 +34,7 @@ from bridgenet_cli.data.records import (
     image_size,
     single_channel,
 )
-from bridgenet_cli.data.readers import READERS, FolderReader
+from bridgenet_cli.errors import BridgeNetError
 
 SEMSEG_FOLDERS = ("semseg/VOC12", "semseg/pascal-context")
 CONTEXT_FOLDER = "pascal-context/trainval"
@@ -53,8 +54,6 @@ class PascalReader(FolderReader):
 
     def detect_variant(self) -> str:
         if not (self.root / "JPEGImages").is_dir():
-            from bridgenet_cli.errors import BridgeNetError
-
             raise BridgeNetError(
                 f"pascal folder {self.root} has no JPEGImages/ folder",
                 "pass the PASCALContext folder (JPEGImages/, ImageSets/, semseg/, ...) as --root",
@@ -83,7 +82,11 @@ class PascalReader(FolderReader):
 
         if "semseg" in self.tasks:
             path = next(
-                (f"{f}/{sample_id}.png" for f in SEMSEG_FOLDERS if files.exists(f"{f}/{sample_id}.png")),
+                (
+                    f"{f}/{sample_id}.png"
+                    for f in SEMSEG_FOLDERS
+                    if files.exists(f"{f}/{sample_id}.png")
+                ),
                 f"{SEMSEG_FOLDERS[0]}/{sample_id}.png",
             )
             record["semseg"] = single_channel(files.image(path), path).astype(np.uint8)
@@ -96,7 +99,9 @@ class PascalReader(FolderReader):
                 raise SampleError(f"{path} has no LabelMap variable")
             label_map = np.asarray(mat["LabelMap"])
             if label_map.shape != (H, W):
-                raise SampleError(f"size mismatch: {path} LabelMap is {_hw(label_map)}, image is {H}x{W}")
+                raise SampleError(
+                    f"size mismatch: {path} LabelMap is {_hw(label_map)}, image is {H}x{W}"
+                )
 
         if "human_parts" in self.tasks:
             record["human_parts"] = human_parts_from_mat(
@@ -155,8 +160,9 @@ def human_parts_from_mat(mat: dict, relative: str, size: tuple[int, int]) -> np.
                 raise SampleError(f"{relative}: unknown person part {name!r}")
             mask = np.asarray(part.mask).astype(bool)
             if mask.shape != size:
+                image = f"{size[0]}x{size[1]}"
                 raise SampleError(
-                    f"size mismatch: {relative} part mask is {_hw(mask)}, image is {size[0]}x{size[1]}"
+                    f"size mismatch: {relative} part mask is {_hw(mask)}, image is {image}"
                 )
             target[mask] = PASCAL_PERSON_PARTS[name]
     if target is None:

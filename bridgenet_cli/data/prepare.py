@@ -120,14 +120,18 @@ def _check_output(out: Path, force: bool, dataset_root: Path | None) -> None:
                 "choose a path outside it; the dataset folder is never written to",
             )
     if out.exists() and not force:
-        raise BridgeNetError(f"cache {out} already exists", "pass --force to replace it, or choose another --out")
+        raise BridgeNetError(
+            f"cache {out} already exists", "pass --force to replace it, or choose another --out"
+        )
     if out.suffix not in (".h5", ".hdf5"):
         raise BridgeNetError(f"--out {out} should end in .h5", "name the cache like nyud.h5")
 
 
 def bad_sample_error(bad: list[tuple[str, str, str]], out: Path, total: int) -> BridgeNetError:
     """One line naming every bad sample (the first SHOWN_BAD, the rest in a file beside ``out``)."""
-    shown = "; ".join(f"{split}/{sample_id}: {problem}" for split, sample_id, problem in bad[:SHOWN_BAD])
+    shown = "; ".join(
+        f"{split}/{sample_id}: {problem}" for split, sample_id, problem in bad[:SHOWN_BAD]
+    )
     more = ""
     if len(bad) > SHOWN_BAD:
         listing = out.with_name(out.name + ".bad-samples.txt")
@@ -161,7 +165,8 @@ def prepare_cache(
     _check_output(out, force, dataset_root)
     if compression not in COMPRESSION_POLICIES:
         raise BridgeNetError(
-            f"unknown --compression {compression!r}", f"use one of {', '.join(COMPRESSION_POLICIES)}"
+            f"unknown --compression {compression!r}",
+            f"use one of {', '.join(COMPRESSION_POLICIES)}",
         )
     workers = default_workers() if workers is None else workers
     start = time.perf_counter()
@@ -197,13 +202,18 @@ def prepare_cache(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         with h5py.File(tmp, "w") as handle:
-            writer = CacheWriter(handle, compression, source.info.depth_unit)
+            writer = CacheWriter(handle, compression)
             keys = ("image", *source.tasks)
             for split, ids in plan.items():
                 extras = _extra_keys(source)
                 writer.begin_split(split, len(ids), max_sizes[split], keys + extras)
 
-            columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            columns = (
+                "{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
             with Progress(*columns, console=console, disable=not progress_enabled()) as progress:
                 bar = progress.add_task(f"{source.dataset} samples", total=len(jobs))
                 for split, sample_id, record, problem, digest in decode_all(source, jobs, workers):
@@ -232,12 +242,15 @@ def prepare_cache(
                     "dataset": source.dataset,
                     "variant": source.variant,
                     "tasks": list(source.tasks),
-                    "class_names": {t: list(info.class_names[t]) for t in source.tasks if t in info.class_names},
+                    "class_names": {
+                        t: list(info.class_names[t]) for t in source.tasks if t in info.class_names
+                    },
                     "depth_unit": info.depth_unit,
                     "splits": counts,
                     "source_checksum": digests.hexdigest(),
                     "settings": source.options(),
-                    "prepare_command": source.prepare_command() + f" --out {out}"
+                    "prepare_command": source.prepare_command()
+                    + f" --out {out}"
                     + ("" if compression == "fast" else f" --compression {compression}"),
                     "compression": compression,
                     "created": datetime.now().isoformat(timespec="seconds"),
@@ -246,7 +259,9 @@ def prepare_cache(
 
     atomic_write(out, write)
     if bad:
-        logger.warning("left out %d bad samples (listed in the cache's 'skipped' attributes)", len(bad))
+        logger.warning(
+            "left out %d bad samples (listed in the cache's 'skipped' attributes)", len(bad)
+        )
         for split, sample_id, problem in bad[:SHOWN_BAD]:
             logger.warning("  %s/%s: %s", split, sample_id, problem)
     skipped = {split: [(i, p) for s, i, p in bad if s == split] for split in plan}

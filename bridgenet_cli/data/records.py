@@ -139,7 +139,9 @@ def as_rgb(image: np.ndarray, relative: str) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
-        raise SampleError(f"{relative}: expected an 8-bit RGB image, got {image.dtype} {image.shape}")
+        raise SampleError(
+            f"{relative}: expected an 8-bit RGB image, got {image.dtype} {image.shape}"
+        )
     return np.ascontiguousarray(image[..., :3])
 
 

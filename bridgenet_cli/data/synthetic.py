@@ -31,7 +31,7 @@ from bridgenet_cli.data.info import HUMAN_PARTS_CLASSES, SYNTHETIC_CLASSES
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 1  # bump whenever the scenes change
 SPLIT_CODES = {"train": 1, "val": 2}
 SALIENT_AREA = 0.04  # fraction of the image an object must cover to count as salient
 DEPTH_JUMP = 0.04  # relative depth change between two surfaces that counts as a discontinuity
@@ -41,6 +41,7 @@ PART = {name: index for index, name in enumerate(HUMAN_PARTS_CLASSES)}
 
 BOX, SPHERE, CYLINDER = 0, 1, 2
 _EPS = 1e-4
+_GAMMA_TABLE = (np.linspace(0.0, 1.0, 4096) ** (1.0 / 2.2) * 255.0).astype(np.float32)
 
 
 @dataclass
@@ -356,7 +357,9 @@ def build_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
     fig_x = np.clip(cam_pos[0] - np.sin(bearing) * distance, *x_range)
     fig_z = np.clip(cam_pos[2] - np.cos(bearing) * distance, z_range[0], z_range[1])
     taken.append((fig_x, fig_z, 0.45))
-    _add_figure(builder, np.array([fig_x, fig_z]), rng.uniform(-np.pi, np.pi), rng.uniform(1.5, 1.9))
+    _add_figure(
+        builder, np.array([fig_x, fig_z]), rng.uniform(-np.pi, np.pi), rng.uniform(1.5, 1.9)
+    )
 
     if rng.random() < 0.6:  # a rug under everything else
         spot = _place_footprint(rng, [], 0.1, x_range, z_range)
@@ -504,35 +507,35 @@ def _screen_rect(prim: Primitive, camera: Camera, height: int, width: int):
 def _intersect(prim: Primitive, origin: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Ray parameter of the first hit (inf where missed) for rays ``origin + t * directions``.
 
-    ``directions`` is ``(N, 3)`` in world space; ``t`` is in the units of the directions.
+    ``directions`` is ``(3, N)`` in world space (planar, so every operation below runs over
+    contiguous rows); ``t`` is in the units of the directions.
     """
     o = (prim.rotation.T @ (origin - prim.center)) / prim.scale  # (3,) in unit-shape space
-    d = (directions @ prim.rotation) / prim.scale  # (N, 3)
+    d = (prim.rotation.T @ directions) / prim.scale[:, None]  # (3, N)
+    dx, dy, dz = d
     inf = np.inf
     with np.errstate(divide="ignore", invalid="ignore"):
         if prim.shape == SPHERE:
-            b = d @ o
-            a = np.einsum("ij,ij->i", d, d)
-            c = o @ o - 1.0
-            disc = b * b - a * c
+            a = dx * dx + dy * dy + dz * dz
+            b = o[0] * dx + o[1] * dy + o[2] * dz
+            disc = b * b - a * (o @ o - 1.0)
             t = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
             return np.where((disc >= 0) & (t > _EPS), t, inf)
 
         if prim.shape == BOX:
-            t1 = (-1.0 - o) / d
-            t2 = (1.0 - o) / d
-            t_near = np.fmax.reduce(np.fmin(t1, t2), axis=1)
-            t_far = np.fmin.reduce(np.fmax(t1, t2), axis=1)
+            t1 = (-1.0 - o[:, None]) / d
+            t2 = (1.0 - o[:, None]) / d
+            near, far = np.fmin(t1, t2), np.fmax(t1, t2)
+            t_near = np.fmax(np.fmax(near[0], near[1]), near[2])
+            t_far = np.fmin(np.fmin(far[0], far[1]), far[2])
             if prim.inside:
                 return np.where(t_far > _EPS, t_far, inf)
             return np.where((t_near <= t_far) & (t_near > _EPS), t_near, inf)
 
         # Cylinder: the side x^2 + z^2 = 1 between the caps, and the caps y = +-1.
-        dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
         a = dx * dx + dz * dz
         b = o[0] * dx + o[2] * dz
-        c = o[0] ** 2 + o[2] ** 2 - 1.0
-        disc = b * b - a * c
+        disc = b * b - a * (o[0] ** 2 + o[2] ** 2 - 1.0)
         t_side = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
         y_side = o[1] + t_side * dy
         t_side = np.where((disc >= 0) & (t_side > _EPS) & (np.abs(y_side) <= 1.0), t_side, inf)
@@ -545,146 +548,152 @@ def _intersect(prim: Primitive, origin: np.ndarray, directions: np.ndarray) -> n
 
 
 def _local_normals(prim: Primitive, local: np.ndarray) -> np.ndarray:
-    """Unit-shape normals ``(N, 3)`` at unit-shape hit points ``local`` ``(N, 3)``."""
-    normals = np.zeros_like(local)
-    rows = np.arange(len(local))
+    """Unit-shape normals ``(3, N)`` at unit-shape hit points ``local`` ``(3, N)``."""
     if prim.shape == SPHERE:
         return local
+    normals = np.zeros_like(local)
     if prim.shape == BOX:
-        axis = np.abs(local).argmax(axis=1)
-        sign = np.sign(local[rows, axis])
-        normals[rows, axis] = -sign if prim.inside else sign
+        magnitude = np.abs(local)
+        axis = magnitude.argmax(axis=0)
+        columns = np.arange(local.shape[1])
+        sign = np.sign(local[axis, columns])
+        normals[axis, columns] = -sign if prim.inside else sign
         return normals
-    radial = local[:, 0] ** 2 + local[:, 2] ** 2
-    on_cap = np.abs(local[:, 1]) > radial
-    normals[:, 0] = np.where(on_cap, 0.0, local[:, 0])
-    normals[:, 2] = np.where(on_cap, 0.0, local[:, 2])
-    normals[:, 1] = np.where(on_cap, np.sign(local[:, 1]), 0.0)
+    radial = local[0] * local[0] + local[2] * local[2]
+    on_cap = np.abs(local[1]) > radial
+    normals[0] = np.where(on_cap, 0.0, local[0])
+    normals[2] = np.where(on_cap, 0.0, local[2])
+    normals[1] = np.where(on_cap, np.sign(local[1]), 0.0)
     return normals
 
 
 def _pattern(material: Material, q: np.ndarray) -> np.ndarray:
-    """Mixing weight in [0, 1] of the two colours at object-frame points ``q`` ``(N, 3)``."""
+    """Mixing weight ``(N,)`` in [0, 1] of the two colours at object-frame points ``q`` (3, N)."""
     f = material.frequency
     if material.kind == "plain":
-        return np.zeros(len(q))
+        return np.zeros(q.shape[1])
     if material.kind == "checker":
-        cells = np.floor(q * f).sum(axis=1)
+        cells = np.floor(q[0] * f) + np.floor(q[1] * f) + np.floor(q[2] * f)
         return np.mod(cells, 2.0)
-    waves = np.sin(2.0 * np.pi * f * (q @ material.directions.T) + material.phases)  # (N, 3)
+    phase = material.directions @ q  # (3, N): one wave per direction
+    waves = np.sin(2.0 * np.pi * f * phase + material.phases[:, None])
     if material.kind == "stripes":
-        return np.clip(waves[:, 0] * 3.0 + 0.5, 0.0, 1.0)
+        return np.clip(waves[0] * 3.0 + 0.5, 0.0, 1.0)
     if material.kind == "noise":
-        return 0.5 + waves.mean(axis=1) * 0.6
+        return 0.5 + (waves[0] + waves[1] + waves[2]) * 0.2
     # grain: stripes bent by a slower wave, like wood
-    bent = np.sin(2.0 * np.pi * 2.5 * f * (q @ material.directions[0]) + 2.0 * waves[:, 1])
+    bent = np.sin(2.0 * np.pi * 2.5 * f * phase[0] + 2.0 * waves[1])
     return 0.5 + 0.5 * bent
 
 
+def _mix(material: Material, weight: np.ndarray) -> np.ndarray:
+    """Colours ``(3, N)`` between the material's two colours."""
+    a, b = material.colour_a[:, None], material.colour_b[:, None]
+    return a + (b - a) * weight[None, :]
+
+
 def render_scene(scene: Scene, height: int, width: int) -> dict[str, np.ndarray]:
-    """Ray-cast ``scene`` into a sample (storage form, see ``bridgenet_cli.data.records``)."""
+    """Ray-cast ``scene`` into a record (see ``bridgenet_cli.data.records``)."""
     cam = scene.camera
     H, W = height, width
 
     # Camera rays with the z-depth as ray parameter: d_cam = (x, y, -1), so t is the depth.
     u = (np.arange(W) + 0.5 - cam.cx) / cam.fx
     v = -(np.arange(H) + 0.5 - cam.cy) / cam.fy
-    rays_cam = np.empty((H, W, 3))
-    rays_cam[..., 0] = u[None, :]
-    rays_cam[..., 1] = v[:, None]
-    rays_cam[..., 2] = -1.0
-    rays_world = rays_cam @ cam.rotation.T  # (H, W, 3)
+    R = cam.rotation
+    rays = np.empty((3, H, W))  # world directions, planar
+    for axis in range(3):
+        rays[axis] = R[axis, 0] * u[None, :] + R[axis, 1] * v[:, None] - R[axis, 2]
 
+    # Nearest hit per pixel; each primitive only tests the pixels its bounding sphere covers.
     depth = np.full((H, W), np.inf)
     hit = np.full((H, W), -1, dtype=np.int32)
-    rects = []
     for index, prim in enumerate(scene.primitives):
         rect = _screen_rect(prim, cam, H, W)
-        rects.append(rect)
         if rect is None:
             continue
         rows, cols = rect
-        sub = rays_world[rows, cols]
-        h, w = sub.shape[:2]
-        t = _intersect(prim, cam.position, sub.reshape(-1, 3)).reshape(h, w)
+        sub = rays[:, rows, cols]
+        h, w = sub.shape[1:]
+        t = _intersect(prim, cam.position, sub.reshape(3, -1)).reshape(h, w)
         closer = t < depth[rows, cols]
         depth[rows, cols] = np.where(closer, t, depth[rows, cols])
         hit[rows, cols] = np.where(closer, index, hit[rows, cols])
 
-    # Per-pixel surface attributes from the primitive each ray hit.
-    normals_world = np.zeros((H, W, 3))
-    albedo = np.zeros((H, W, 3))
-    semseg = np.zeros((H, W), dtype=np.uint8)
-    parts = np.zeros((H, W), dtype=np.uint8)
-    group = np.zeros((H, W), dtype=np.int32)
+    # Surface attributes, primitive by primitive, over the flat pixel indices each one won.
+    flat_hit = hit.ravel()
+    order = np.argsort(flat_hit, kind="stable")
+    bounds = np.searchsorted(flat_hit[order], np.arange(len(scene.primitives) + 1))
+    flat_rays = rays.reshape(3, -1)
+    flat_depth = depth.ravel()
+    points = cam.position[:, None] + flat_depth[None, :] * flat_rays  # (3, HW) world
+    normals_world = np.zeros((3, H * W))
+    albedo = np.zeros((3, H * W))
+    semseg = np.zeros(H * W, dtype=np.uint8)
+    parts = np.zeros(H * W, dtype=np.uint8)
+    group = np.zeros(H * W, dtype=np.int32)
     for index, prim in enumerate(scene.primitives):
-        if rects[index] is None:
+        pixels = order[bounds[index] : bounds[index + 1]]
+        if len(pixels) == 0:
             continue
-        rows, cols = rects[index]
-        mask = hit[rows, cols] == index
-        if not mask.any():
-            continue
-        t = depth[rows, cols][mask]
-        dirs = rays_world[rows, cols][mask]  # (N, 3)
-        points = cam.position + t[:, None] * dirs
-        local = ((points - prim.center) @ prim.rotation) / prim.scale
-        normal = (_local_normals(prim, local) / prim.scale) @ prim.rotation.T
-        normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+        world = points[:, pixels]
+        local = (prim.rotation.T @ (world - prim.center[:, None])) / prim.scale[:, None]
+        normal = prim.rotation @ (_local_normals(prim, local) / prim.scale[:, None])
+        normal /= np.sqrt((normal * normal).sum(axis=0))
 
         if prim.inside:  # the room: floor, ceiling and walls by the face hit
-            axis = np.abs(local).argmax(axis=1)
-            up = (axis == 1) & (local[:, 1] > 0)
-            down = (axis == 1) & (local[:, 1] < 0)
-            labels = np.where(down, CLASS["floor"], np.where(up, CLASS["ceiling"], CLASS["wall"]))
-            face = np.where(down, 0, np.where(up, 2, 1))
-            colour = np.zeros((len(t), 3))
-            for k, material in enumerate(scene.room_materials):
-                chosen = face == k
+            axis = np.abs(local).argmax(axis=0)
+            down = (axis == 1) & (local[1] < 0)
+            up = (axis == 1) & (local[1] > 0)
+            labels = np.full(len(pixels), CLASS["wall"], dtype=np.uint8)
+            labels[down], labels[up] = CLASS["floor"], CLASS["ceiling"]
+            colour = np.empty((3, len(pixels)))
+            for chosen, material in zip(
+                (down, ~(down | up), up), scene.room_materials, strict=True
+            ):
                 if chosen.any():
-                    mix = _pattern(material, points[chosen])[:, None]
-                    colour[chosen] = material.colour_a * (1 - mix) + material.colour_b * mix
+                    colour[:, chosen] = _mix(material, _pattern(material, world[:, chosen]))
         else:
             labels = prim.semantic
-            mix = _pattern(prim.material, local * prim.scale)[:, None]
-            colour = prim.material.colour_a * (1 - mix) + prim.material.colour_b * mix
+            colour = _mix(prim.material, _pattern(prim.material, local * prim.scale[:, None]))
 
-        _assign(normals_world, rows, cols, mask, normal)
-        _assign(albedo, rows, cols, mask, colour)
-        _assign(semseg, rows, cols, mask, labels)
-        _assign(parts, rows, cols, mask, prim.part)
-        _assign(group, rows, cols, mask, prim.group)
+        normals_world[:, pixels] = normal
+        albedo[:, pixels] = colour
+        semseg[pixels] = labels
+        parts[pixels] = prim.part
+        group[pixels] = prim.group
 
-    # Shading: ambient (brighter on upward faces) plus a point light with distance fall-off.
-    points = cam.position + depth[..., None] * rays_world
-    to_light = scene.light_position - points
-    distance = np.linalg.norm(to_light, axis=-1, keepdims=True)
-    lambert = np.clip((normals_world * to_light).sum(-1, keepdims=True) / distance, 0.0, None)
-    diffuse = lambert * scene.light_power / (1.0 + distance**2) * scene.light_colour
-    ambient = scene.ambient * (0.75 + 0.25 * normals_world[..., 1:2])
-    radiance = albedo * (ambient + diffuse) * scene.exposure
-    rng = np.random.default_rng(int(hit.sum() + semseg.sum()))  # sensor noise, deterministic
-    srgb = np.clip(radiance, 0.0, 1.0) ** (1.0 / 2.2) + rng.normal(0.0, scene.noise, radiance.shape)
-    image = np.clip(srgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # Shading (float32): ambient, brighter on upward faces, plus a point light with fall-off.
+    to_light = (scene.light_position[:, None] - points).astype(np.float32)
+    normals32 = normals_world.astype(np.float32)
+    distance = np.sqrt(to_light[0] ** 2 + to_light[1] ** 2 + to_light[2] ** 2)
+    facing = normals32[0] * to_light[0] + normals32[1] * to_light[1] + normals32[2] * to_light[2]
+    diffuse = np.maximum(facing / distance, 0.0) * np.float32(scene.light_power)
+    diffuse /= 1.0 + distance * distance
+    ambient = np.float32(scene.ambient) * (0.75 + 0.25 * normals32[1])
+    light = ambient[None, :] + diffuse[None, :] * scene.light_colour[:, None].astype(np.float32)
+    radiance = albedo.astype(np.float32) * light * np.float32(scene.exposure)
 
-    normals_cam = normals_world @ cam.rotation  # world -> camera: n_c = R^T n_w
-    edge = boundary_edges(semseg, depth, hit)
-    salient = _salient_groups(group, parts, semseg)
+    # Camera response: gamma through a 12-bit table, then sensor noise (deterministic per scene).
+    levels = np.minimum(radiance * 4095.0 + 0.5, 4095.0).astype(np.int32)
+    srgb = _GAMMA_TABLE[np.maximum(levels, 0)].reshape(3, H, W)
+    rng = np.random.default_rng(int(flat_hit.sum() + semseg.sum()))
+    srgb += rng.standard_normal(srgb.shape, dtype=np.float32) * np.float32(scene.noise * 255.0)
+    image = np.clip(srgb + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)  # -> (H, W, 3)
 
+    normals_cam = (R.T @ normals_world).reshape(3, H, W)  # world -> camera: n_c = R^T n_w
+    semseg = semseg.reshape(H, W)
+    parts = parts.reshape(H, W)
     return {
-        "image": image,
+        "image": np.ascontiguousarray(image),
         "semseg": semseg,
         "human_parts": parts,
         "depth": depth.astype(np.float32),
-        "normals": np.ascontiguousarray(normals_cam.transpose(2, 0, 1), dtype=np.float32),
-        "saliency": salient,
-        "edge": edge,
+        "normals": normals_cam.astype(np.float32),
+        "saliency": _salient_groups(group.reshape(H, W), parts, semseg),
+        "edge": boundary_edges(semseg, depth, hit),
         "intrinsics": np.array([cam.fx, cam.fy, cam.cx, cam.cy], dtype=np.float32),
     }
-
-
-def _assign(target: np.ndarray, rows: slice, cols: slice, mask: np.ndarray, values) -> None:
-    view = target[rows, cols]
-    view[mask] = values
 
 
 def boundary_edges(labels: np.ndarray, depth: np.ndarray, surface: np.ndarray) -> np.ndarray:
@@ -745,10 +754,13 @@ class SyntheticReader:
 
         for name, value in (("num_train", num_train), ("num_val", num_val)):
             if value < 1:
-                raise BridgeNetError(f"synthetic {name} must be at least 1, got {value}", "use 1 or more")
+                raise BridgeNetError(
+                    f"synthetic {name} must be at least 1, got {value}", "use 1 or more"
+                )
         if height < 32 or width < 32:
             raise BridgeNetError(
-                f"synthetic images must be at least 32x32, got {height}x{width}", "use a larger size"
+                f"synthetic images must be at least 32x32, got {height}x{width}",
+                "use a larger size",
             )
         self.counts = {"train": num_train, "val": num_val}
         self.height, self.width, self.seed = height, width, seed

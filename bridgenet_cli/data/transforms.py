@@ -182,7 +182,11 @@ class TrainTransform:
                 y0, x0 = int(rng.integers(0, room_y + 1)), int(rng.integers(0, room_x + 1))
                 if "semseg" not in record or self._balanced(record["semseg"], y0, x0):
                     break
-        cropped = {key: value[..., y0 : y0 + crop_h, x0 : x0 + crop_w] for key, value in record.items() if key != "image"}
+        cropped = {
+            key: value[..., y0 : y0 + crop_h, x0 : x0 + crop_w]
+            for key, value in record.items()
+            if key != "image"
+        }
         cropped["image"] = record["image"][y0 : y0 + crop_h, x0 : x0 + crop_w]
         return cropped
 
@@ -200,7 +204,9 @@ class EvalTransform:
         self.tasks = tuple(tasks)
         self.pad_multiple = max(1, int(pad_multiple))
 
-    def __call__(self, record: dict[str, np.ndarray], rng: np.random.Generator | None = None) -> dict:
+    def __call__(
+        self, record: dict[str, np.ndarray], rng: np.random.Generator | None = None
+    ) -> dict:
         arrays = to_layout({k: record[k] for k in ("image", *self.tasks)}, self.tasks)
         arrays["image"] = normalize(arrays["image"])
         h, w = arrays["valid"].shape

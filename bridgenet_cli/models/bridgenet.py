@@ -230,7 +230,8 @@ class BridgeNet(nn.Module):
 
     def components(self) -> dict[str, list[nn.Module]]:
         """Named groups of submodules that partition the parameters (empty groups left out)."""
-        bridge_name = "BFE" if isinstance(self.bridges[0], BridgeFeatureExtractor) else "skips"
+        attends = isinstance(self.bridges[0], BridgeFeatureExtractor)
+        bridge_name = "BFE" if attends else "backbone skips"
         refiner_name = {"tfr": "TFR", "concat": "concat refiner", "transformer": "transformer"}
         groups = {
             "backbone": [self.backbone],

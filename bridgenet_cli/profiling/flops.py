@@ -64,7 +64,9 @@ def component_parameters(model: nn.Module) -> dict[str, int]:
 
 def count_flops(model: nn.Module, images: torch.Tensor) -> FlopCount:
     """Count the FLOPs of ``model(images)`` (eval mode, no gradients), split by component."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fvcore's import uses torch.jit.script
+        from fvcore.nn import FlopCountAnalysis
 
     wrapped = _FlatOutputs(model)
     analysis = FlopCountAnalysis(wrapped, (images,))

@@ -103,7 +103,7 @@ def _score(task: str, out: torch.Tensor, target: torch.Tensor) -> float:
 
 def install(monkeypatch, length: int = 40, size: int = 24) -> None:
     """Make the trainer and ``load_for_inference`` use the stand-ins."""
-    from bridgenet_cli.engine import builders, trainer
+    from bridgenet_cli.engine import builders, session, trainer
 
     def build_model(recipe, with_pretrained=True):
         return TinyModel(builders.recipe_tasks(recipe), recipe.data.dataset)
@@ -111,8 +111,9 @@ def install(monkeypatch, length: int = 40, size: int = 24) -> None:
     def build_split(recipe, split, train):
         return ToyScenes(builders.recipe_tasks(recipe), size, length, train=train)
 
-    monkeypatch.setattr(trainer, "build_recipe_model", build_model)
+    monkeypatch.setattr(session, "build_recipe_model", build_model)
     monkeypatch.setattr(builders, "build_recipe_model", build_model)
+    monkeypatch.setattr(session, "build_split", build_split)
     monkeypatch.setattr(trainer, "build_split", build_split)
-    monkeypatch.setattr(trainer, "prepare_data", lambda recipe: None)
+    monkeypatch.setattr(session, "prepare_data", lambda recipe: None)
     monkeypatch.setattr(trainer, "validate", toy_validate)

@@ -7,7 +7,7 @@ import torch
 
 from bridgenet_cli.config.schema import Recipe
 from bridgenet_cli.engine import checkpoint as ckpt
-from bridgenet_cli.engine import trainer
+from bridgenet_cli.engine import session, trainer
 from bridgenet_cli.engine.monitor import read_metrics
 from bridgenet_cli.errors import BridgeNetError
 from tests.engine import standins
@@ -117,7 +117,7 @@ def test_non_empty_foreign_folder_is_refused(tmp_path):
 
 
 def test_non_finite_loss_stops_with_task_and_iteration(tmp_path, monkeypatch):
-    build = trainer.build_recipe_model
+    build = session.build_recipe_model
 
     def poisoned(recipe, with_pretrained=True):
         model = build(recipe, with_pretrained)
@@ -134,7 +134,7 @@ def test_non_finite_loss_stops_with_task_and_iteration(tmp_path, monkeypatch):
         model.forward = forward
         return model
 
-    monkeypatch.setattr(trainer, "build_recipe_model", poisoned)
+    monkeypatch.setattr(session, "build_recipe_model", poisoned)
     run = tmp_path / "run"
     with pytest.raises(BridgeNetError, match="non-finite depth loss .* at iteration 5") as info:
         trainer.train(_recipe(eval_every=0), run)

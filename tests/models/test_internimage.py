@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bridgenet_cli.errors import BridgeNetError
+from bridgenet_cli.models import build_model
 from bridgenet_cli.models.backbones import BACKBONES, BackboneArgs
 from bridgenet_cli.models.backbones import dcnv3 as dcnv3_module
 from bridgenet_cli.models.backbones.dcnv3 import (
@@ -20,6 +21,8 @@ from bridgenet_cli.models.backbones.internimage import (
     build_internimage,
     classification_parameter_count,
 )
+from tests.models.tiny import NYUD_TASKS
+from tests.models.tiny import tiny as tiny_model
 
 # ---------------------------------------------------------------------------------------------
 # Slow reference: one sampling point at a time, bilinear interpolation written out.
@@ -240,6 +243,24 @@ def test_structure_follows_published_sizes():
     assert not t.stages[0].blocks[0].post_norm and t.stages[0].blocks[0].gamma1 is None
     assert INTERNIMAGE_SIZES["l"].offset_scale == 2.0
     assert tiny("l").stages[2].blocks[0].dcn.offset_scale == 2.0
+
+
+def test_bridgenet_on_internimage_t_trains_every_parameter():
+    """The full InternImage-T under a tiny BridgeNet decoder, through ``build_model``."""
+    torch.manual_seed(0)
+    cfg = tiny_model(backbone="internimage-t", backbone_depth=0)
+    model = build_model(cfg, NYUD_TASKS[:2], "nyud", (96, 64)).train()
+    for name, parameter in model.backbone.named_parameters():
+        if ".dcn.offset." in name or ".dcn.mask." in name:
+            torch.nn.init.normal_(parameter, std=0.1)
+    outputs = model(torch.randn(2, 3, 96, 64))
+
+    assert outputs["final"]["semseg"].shape == (2, 40, 96, 64)
+    assert outputs["inter"]["depth"].shape == (2, 1, 3, 2)
+    maps = [*outputs["final"].values(), *outputs["inter"].values()]
+    sum((m * torch.randn_like(m)).sum() for m in maps).backward()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not silent, f"{len(silent)} parameters get no gradient, e.g. {silent[:3]}"
 
 
 def test_unknown_extra_option_lists_valid_ones():
