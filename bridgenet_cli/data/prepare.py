@@ -157,11 +157,12 @@ def prepare_cache(
     """Decode every sample of ``source`` into the HDF5 cache ``out`` (atomically).
 
     ``compression`` names a policy of ``bridgenet_cli.data.cache.COMPRESSION_POLICIES``;
-    ``dataset_root`` is refused as a place for ``out``.
+    ``dataset_root`` (default: the source's ``root``) is refused as a place for ``out``.
     """
     from bridgenet_cli.log import console, progress_enabled
 
     out = Path(out).expanduser()
+    dataset_root = dataset_root or getattr(source, "root", None)
     _check_output(out, force, dataset_root)
     if compression not in COMPRESSION_POLICIES:
         raise BridgeNetError(

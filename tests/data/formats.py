@@ -102,7 +102,9 @@ def write_parts_mat(path: Path, objects: list[tuple[str, int, np.ndarray, list]]
             part_array = _struct_array([("part_name", "O"), ("mask", "O")], part_rows)
         else:
             part_array = np.zeros((0, 0))  # MATLAB []
-        object_rows.append((name, np.array([[class_index]], dtype=np.uint8), mask.astype(np.uint8), part_array))
+        object_rows.append(
+            (name, np.array([[class_index]], dtype=np.uint8), mask.astype(np.uint8), part_array)
+        )
     objects_array = _struct_array(
         [("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")], object_rows
     )
@@ -138,7 +140,9 @@ def write_pascal(root: Path, ids: dict[str, list[str]]) -> dict[str, dict]:
             label_map = np.full((H, W), 440, dtype=np.uint16)
             label_map[:, 8:] = 2
             (root / "pascal-context" / "trainval").mkdir(parents=True, exist_ok=True)
-            savemat(root / "pascal-context" / "trainval" / f"{sample_id}.mat", {"LabelMap": label_map})
+            savemat(
+                root / "pascal-context" / "trainval" / f"{sample_id}.mat", {"LabelMap": label_map}
+            )
 
             normals = _unit(rng.normal(size=(H, W, 3)))
             _png(

@@ -234,6 +234,14 @@ def test_gradients_reach_every_parameter(size):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
+def test_runs_under_bf16_autocast():
+    """Linear layers run in bfloat16; sampling converts to float32 and back without errors."""
+    model = tiny("b").eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        features = model(torch.randn(1, 3, 64, 64))
+    assert len(features) == 4 and all(f.isfinite().all() for f in features)
+
+
 def test_structure_follows_published_sizes():
     b = tiny("b")
     block = b.stages[0].blocks[0]

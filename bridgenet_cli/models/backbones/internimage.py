@@ -133,7 +133,9 @@ class InternImageBlock(nn.Module):
         else:
             self.gamma1 = self.gamma2 = None
 
-    def _branch(self, x, layer, norm, gamma):
+    def _branch(
+        self, x: torch.Tensor, layer: nn.Module, norm: nn.Module, gamma: torch.Tensor | None
+    ) -> torch.Tensor:
         y = norm(layer(x)) if self.post_norm else layer(norm(x))
         if gamma is not None:
             y = gamma * y
@@ -364,11 +366,14 @@ def build_internimage(
             f"{', '.join(_EXTRA_OPTIONS)}"
         )
     spec = INTERNIMAGE_SIZES[size]
-    overrides = {key: options[key] for key in ("channels", "depths", "groups") if key in options}
-    spec = replace(spec, **{k: v if k == "channels" else tuple(v) for k, v in overrides.items()})
+    if "channels" in options:
+        spec = replace(spec, channels=int(options["channels"]))
+    for key in ("depths", "groups"):
+        if key in options:
+            spec = replace(spec, **{key: tuple(int(n) for n in options[key])})
 
     model = InternImage(
-        channels=int(spec.channels),
+        channels=spec.channels,
         depths=spec.depths,
         groups=spec.groups,
         offset_scale=spec.offset_scale,
