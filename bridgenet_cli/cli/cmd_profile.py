@@ -104,6 +104,7 @@ def profile(
     channels_last: bool = typer.Option(
         False, "--channels-last", help="Run convolutions in channels-last memory format."
     ),
+    threads: int = typer.Option(0, "--threads", help="CPU threads; 0: torch's default."),
     repeats: int = typer.Option(3, "--repeats", help="Timed runs; 0 skips timing."),
     warmup: int = typer.Option(1, "--warmup", help="Untimed runs before timing."),
     no_flops: bool = typer.Option(False, "--no-flops", help="Skip the FLOP count."),
@@ -152,6 +153,7 @@ def profile(
         device=device,
         amp=amp,
         channels_last=channels_last,
+        threads=threads,
         repeats=repeats,
         warmup=warmup,
         flops=not no_flops,

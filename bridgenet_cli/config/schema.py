@@ -21,8 +21,12 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
+    """Which dataset and how it is served. Without ``cache``, a real dataset's cache is
+    ``<data dir>/<dataset>.h5`` (``bridgenet prepare-data``); the synthetic one is
+    ``<data dir>/synthetic-v1-<H>x<W>-<train>+<val>-seed<seed>.h5``, generated on first use."""
+
     dataset: str = "synthetic"  # synthetic | nyud | pascal | cityscapes
-    cache: str | None = None  # prepared HDF5 file; unset: <data dir>/<dataset>.h5
+    cache: str | None = None  # prepared HDF5 file; unset: in the data directory (see above)
     tasks: list[str] = field(default_factory=list)  # subset of the dataset's tasks; empty: all
     train_size: list[int] = field(default_factory=list)  # [H, W] crop; empty: dataset default
     augment: bool = True  # the field's training augmentation (scale, crop, flip, colour)

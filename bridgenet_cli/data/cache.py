@@ -246,7 +246,8 @@ def read_header(path: str | Path, command_hint: str | None = None) -> CacheHeade
     path = Path(path)
     if not path.is_file():
         raise BridgeNetError(
-            f"cache not found: {path}", _recreate_hint(command_hint).split(": ", 1)[-1]
+            f"cache not found: {path}",
+            f"create it with: {command_hint}" if command_hint else "check the path",
         )
     try:
         with h5py.File(path, "r") as handle:

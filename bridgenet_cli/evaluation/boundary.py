@@ -31,9 +31,7 @@ This module uses NumPy/SciPy only (no torch), so worker processes start quickly.
 """
 
 import numpy as np
-from scipy import ndimage, sparse
-from scipy.sparse.csgraph import maximum_bipartite_matching
-from scipy.spatial import cKDTree
+from scipy import ndimage
 
 # 101 thresholds from 0.001 to 0.999 on the edge probability (the list of the HED evaluation).
 THRESHOLDS = np.linspace(0.001, 0.999, 101)
@@ -108,26 +106,23 @@ def _thinning_tables() -> tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
-_THIN_FIRST, _THIN_SECOND = _thinning_tables()
+_THIN_TABLES = _thinning_tables()
 
 
-def thin(mask: np.ndarray) -> np.ndarray:
-    """Morphological thinning of a boolean ``(H, W)`` mask until nothing changes.
+def _neighbour_offsets(row: int) -> np.ndarray:
+    """x1..x8 (E, NE, N, NW, W, SW, S, SE) as offsets in a flattened image ``row`` pixels wide."""
+    return np.array([1, 1 - row, -row, -1 - row, -1, row - 1, row, row + 1])
 
-    Sub-iterations alternate; each examines only pixels whose neighbourhood changed since that
-    sub-iteration last ran, so an almost thin map (an NMS output) costs little.
+
+def _thin_flat(flat: np.ndarray, offsets: np.ndarray, first: np.ndarray, second: np.ndarray) -> int:
+    """Thin the flattened, zero-bordered mask ``flat`` in place; returns the pixels deleted.
+
+    ``first`` and ``second`` (boolean, like ``flat``) mark the pixels each sub-iteration must
+    examine on its first run: every pixel that sub-iteration could delete. Later runs examine only
+    pixels whose neighbourhood changed since.
     """
-    H, W = mask.shape
-    padded = np.zeros((H + 2, W + 2), dtype=bool)
-    padded[1:-1, 1:-1] = mask
-    flat = padded.ravel()
-    row = W + 2
-    # x1..x8: E, NE, N, NW, W, SW, S, SE as offsets in the flattened padded image
-    offsets = np.array([1, 1 - row, -row, -1 - row, -1, row - 1, row, row + 1])
-    dirty = [flat.copy(), flat.copy()]
-    tables = (_THIN_FIRST, _THIN_SECOND)
-
-    step, idle = 0, 0
+    dirty = [first, second]
+    removed, step, idle = 0, 0, 0
     while idle < 2:
         sub = step % 2
         pixels = np.flatnonzero(dirty[sub] & flat)
@@ -137,21 +132,66 @@ def thin(mask: np.ndarray) -> np.ndarray:
             codes = np.zeros(pixels.size, dtype=np.uint8)
             for bit, offset in enumerate(offsets):
                 codes |= flat[pixels + offset].astype(np.uint8) << bit
-            deleted = pixels[tables[sub][codes]]
+            deleted = pixels[_THIN_TABLES[sub][codes]]
         if deleted.size:
             flat[deleted] = False
             neighbours = (deleted[:, None] + offsets[None, :]).ravel()
             dirty[0][neighbours] = True
             dirty[1][neighbours] = True
+            removed += int(deleted.size)
             idle = 0
         else:
             idle += 1
         step += 1
+    return removed
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """Morphological thinning of a boolean ``(H, W)`` mask until nothing changes."""
+    H, W = mask.shape
+    padded = np.zeros((H + 2, W + 2), dtype=bool)
+    padded[1:-1, 1:-1] = mask
+    flat = padded.ravel()
+    _thin_flat(flat, _neighbour_offsets(W + 2), flat.copy(), flat.copy())
     return padded[1:-1, 1:-1].copy()
 
 
+class _GrowingThinner:
+    """Thinning of a binary map that only grows (a threshold swept downwards).
+
+    The 8-neighbourhood code of every pixel is kept up to date as pixels are added, so each
+    thinning only starts from the pixels that are deletable, instead of scanning the whole map.
+    Pixels are indices into the flattened image padded by one on each side.
+    """
+
+    def __init__(self, height: int, width: int):
+        self.row = width + 2
+        self.offsets = _neighbour_offsets(self.row)
+        size = (height + 2) * (width + 2)
+        self.fg = np.zeros(size, dtype=bool)
+        self.code = np.zeros(size, dtype=np.uint8)
+        self.deletable = [np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)]
+        self.count = 0
+
+    def add(self, pixels: np.ndarray) -> None:
+        self.fg[pixels] = True
+        self.count += int(pixels.size)
+        for bit, offset in enumerate(self.offsets):
+            self.code[pixels - offset] |= np.uint8(1 << bit)
+        touched = np.unique(np.concatenate([pixels, (pixels[:, None] - self.offsets).ravel()]))
+        codes = self.code[touched]
+        for sub in (0, 1):
+            self.deletable[sub][touched] = self.fg[touched] & _THIN_TABLES[sub][codes]
+
+    def thinned(self) -> tuple[np.ndarray, int]:
+        """``(thinned flat mask, its number of pixels)``; the current map is left unchanged."""
+        work = self.fg.copy()
+        removed = _thin_flat(work, self.offsets, self.deletable[0].copy(), self.deletable[1].copy())
+        return work, self.count - removed
+
+
 # ----------------------------------------------------------------------------------------------
-# Correspondence
+# Correspondence: maximum one-to-one matching within the tolerance
 # ----------------------------------------------------------------------------------------------
 
 
@@ -160,50 +200,173 @@ def match_radius(shape: tuple[int, int], max_dist: float) -> float:
     return float(max_dist) * float(np.hypot(shape[0], shape[1]))
 
 
-def _pairs(pred_yx: np.ndarray, gt_yx: np.ndarray, radius: float) -> tuple[np.ndarray, ...]:
-    """All (gt index, pred index) pairs at most ``radius`` apart, sorted by gt index."""
-    if len(pred_yx) == 0 or len(gt_yx) == 0:
-        empty = np.zeros(0, dtype=np.int64)
+def _disk_offsets(radius: float) -> np.ndarray:
+    """Integer ``(dy, dx)`` with ``dy^2 + dx^2 <= radius^2`` (the benchmark's inclusive test)."""
+    reach = int(np.floor(radius))
+    dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
+    inside = dy**2 + dx**2 <= radius**2 + 1e-9
+    return np.stack([dy[inside], dx[inside]], axis=1)
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, num_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr, indices)`` of the pairs ``(rows, cols)`` grouped by row."""
+    order = np.argsort(rows, kind="stable")
+    indptr = np.zeros(num_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=num_rows), out=indptr[1:])
+    return indptr, cols[order]
+
+
+def _expand(frontier: np.ndarray, indptr: np.ndarray, indices: np.ndarray):
+    """All edges ``(owner, neighbour)`` leaving the vertices of ``frontier``."""
+    starts = indptr[frontier]
+    lengths = indptr[frontier + 1] - starts
+    total = int(lengths.sum())
+    if total == 0:
+        empty = frontier[:0]
         return empty, empty
-    lists = cKDTree(gt_yx).query_ball_tree(cKDTree(pred_yx), radius + 1e-9)
-    counts = np.fromiter((len(items) for items in lists), dtype=np.int64, count=len(lists))
-    gt_index = np.repeat(np.arange(len(gt_yx), dtype=np.int64), counts)
-    pred_index = np.fromiter(
-        (p for items in lists for p in items), dtype=np.int64, count=int(counts.sum())
-    )
-    return gt_index, pred_index
+    owner = np.repeat(frontier, lengths)
+    within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return owner, indices[np.repeat(starts, lengths) + within]
 
 
-def _matching_size(
-    gt_index: np.ndarray, pred_index: np.ndarray, alive: np.ndarray, num_gt: int
-) -> int:
-    """Size of a maximum matching on the pairs whose predicted pixel is alive."""
-    keep = alive[pred_index]
-    rows = gt_index[keep]
-    if rows.size == 0:
-        return 0
-    cols = pred_index[keep]
-    indptr = np.zeros(num_gt + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=num_gt), out=indptr[1:])
-    graph = sparse.csr_array(
-        (np.ones(rows.size, dtype=np.int8), cols, indptr), shape=(num_gt, alive.size)
-    )
-    match = maximum_bipartite_matching(graph, perm_type="column")
-    return int((match >= 0).sum())
+class _IncrementalMatching:
+    """A maximum matching between ground-truth pixels and the currently *alive* candidate pixels.
 
-
-def count_matches(pred: np.ndarray, gt: np.ndarray, max_dist: float) -> tuple[int, int]:
-    """``(matched predicted pixels, matched ground-truth pixels)`` of two boolean maps.
-
-    The two numbers are equal (a one-to-one matching); both are returned to mirror the
-    benchmark's two counts.
+    The pair graph (pairs within the tolerance) is fixed; candidates appear and disappear as the
+    threshold moves, and the previous matching is kept and augmented (Hopcroft-Karp phases:
+    a breadth-first search of shortest augmenting paths from the free vertices of the side with
+    fewer of them, then vertex-disjoint paths flipped together), all vectorised with NumPy.
     """
-    radius = match_radius(gt.shape, max_dist)
-    pred_yx = np.argwhere(pred)
+
+    def __init__(
+        self, num_gt: int, num_cand: int, gt_of_pair: np.ndarray, cand_of_pair: np.ndarray
+    ):
+        self.num_gt, self.num_cand = num_gt, num_cand
+        self.gt_ptr, self.gt_adj = _csr(gt_of_pair, cand_of_pair, num_gt)
+        self.cand_ptr, self.cand_adj = _csr(cand_of_pair, gt_of_pair, num_cand)
+        self.cand_degree = np.diff(self.cand_ptr)
+        self.mate_gt = np.full(num_gt, -1, dtype=np.int64)
+        self.mate_cand = np.full(num_cand, -1, dtype=np.int64)
+        self.alive = np.zeros(num_cand, dtype=bool)
+        self.alive_degree = np.zeros(num_gt, dtype=np.int64)  # alive candidates near each gt
+        self.size = 0
+
+    def update(self, alive: np.ndarray) -> int:
+        """Make ``alive`` (boolean per candidate) the candidate set; returns the matching size."""
+        born = np.flatnonzero(alive & ~self.alive)
+        died = np.flatnonzero(self.alive & ~alive)
+        if born.size:
+            _, near = _expand(born, self.cand_ptr, self.cand_adj)
+            self.alive_degree += np.bincount(near, minlength=self.num_gt)
+        if died.size:
+            _, near = _expand(died, self.cand_ptr, self.cand_adj)
+            self.alive_degree -= np.bincount(near, minlength=self.num_gt)
+            partners = self.mate_cand[died]
+            matched = partners >= 0
+            self.mate_gt[partners[matched]] = -1
+            self.mate_cand[died[matched]] = -1
+            self.size -= int(matched.sum())
+        self.alive = alive.copy()
+        while self._phase():
+            pass
+        return self.size
+
+    def _phase(self) -> bool:
+        """One Hopcroft-Karp phase; False when the matching is already maximum."""
+        free_cand = np.flatnonzero(self.alive & (self.mate_cand < 0) & (self.cand_degree > 0))
+        free_gt = np.flatnonzero((self.mate_gt < 0) & (self.alive_degree > 0))
+        if free_cand.size == 0 or free_gt.size == 0:
+            return False
+        if free_gt.size <= free_cand.size:
+            sides = (self.gt_ptr, self.gt_adj, self.mate_gt, self.mate_cand, self.alive)
+            return self._augment(free_gt, *sides)
+        sides = (self.cand_ptr, self.cand_adj, self.mate_cand, self.mate_gt, None)
+        return self._augment(free_cand, *sides)
+
+    def _augment(self, sources, indptr, adjacency, mate_a, mate_b, allowed_b) -> bool:
+        """Search shortest augmenting paths from the free ``sources`` (side A) and flip a
+        vertex-disjoint set of them; False when none exists."""
+        parent_b = np.full(mate_b.size, -1, dtype=np.int64)
+        frontier = sources
+        while True:
+            owner, reached = _expand(frontier, indptr, adjacency)
+            keep = parent_b[reached] < 0
+            if allowed_b is not None:
+                keep &= allowed_b[reached]
+            owner, reached = owner[keep], reached[keep]
+            if reached.size == 0:
+                return False
+            reached, first = np.unique(reached, return_index=True)
+            parent_b[reached] = owner[first]
+            free = mate_b[reached] < 0
+            if free.any():
+                ends = reached[free]
+                break
+            frontier = mate_b[reached]
+
+        # Trace the paths back level by level; paths meeting at a vertex keep only one of them.
+        b = ends
+        path = np.arange(ends.size)
+        kept = np.ones(ends.size, dtype=bool)
+        pairs_a, pairs_b, pairs_path = [], [], []
+        while b.size:
+            a = parent_b[b]
+            _, first = np.unique(a, return_index=True)
+            unique = np.zeros(a.size, dtype=bool)
+            unique[first] = True
+            kept[path[~unique]] = False
+            a, b, path = a[unique], b[unique], path[unique]
+            pairs_a.append(a)
+            pairs_b.append(b)
+            pairs_path.append(path)
+            previous = mate_a[a]
+            more = previous >= 0
+            b, path = previous[more], path[more]
+
+        a = np.concatenate(pairs_a)
+        b = np.concatenate(pairs_b)
+        ok = kept[np.concatenate(pairs_path)]
+        mate_a[a[ok]] = b[ok]
+        mate_b[b[ok]] = a[ok]
+        self.size += int(kept.sum())
+        return True
+
+
+def _pair_graph(cand_yx: np.ndarray, gt: np.ndarray, radius: float):
+    """Pairs ``(gt index, candidate index)`` at most ``radius`` apart, and the gt count."""
+    H, W = gt.shape
+    reach = int(np.floor(radius))
+    gt_id = np.full((H + 2 * reach, W + 2 * reach), -1, dtype=np.int64)
     gt_yx = np.argwhere(gt)
-    gt_index, pred_index = _pairs(pred_yx, gt_yx, radius)
-    size = _matching_size(gt_index, pred_index, np.ones(len(pred_yx), dtype=bool), len(gt_yx))
-    return size, size
+    gt_id[gt_yx[:, 0] + reach, gt_yx[:, 1] + reach] = np.arange(len(gt_yx))
+    empty = np.zeros(0, dtype=np.int64)
+    if len(gt_yx) == 0 or len(cand_yx) == 0:
+        return empty, empty, len(gt_yx)
+
+    # Only candidates within the tolerance of some ground-truth pixel can be matched.
+    distance = ndimage.distance_transform_edt(~gt)
+    near = np.flatnonzero(distance[cand_yx[:, 0], cand_yx[:, 1]] <= radius + 1e-9)
+    row = W + 2 * reach
+    flat = (cand_yx[near, 0] + reach) * row + cand_yx[near, 1] + reach
+    flat_id = gt_id.ravel()
+    gt_parts, cand_parts = [], []
+    for dy, dx in _disk_offsets(radius):
+        found = flat_id[flat + dy * row + dx]
+        hit = found >= 0
+        gt_parts.append(found[hit])
+        cand_parts.append(near[hit])
+    return np.concatenate(gt_parts), np.concatenate(cand_parts), len(gt_yx)
+
+
+def count_matches(pred: np.ndarray, gt: np.ndarray, max_dist: float) -> int:
+    """Size of a maximum one-to-one matching between the pixels of two boolean ``(H, W)`` maps,
+    pairs allowed up to ``max_dist`` times the image diagonal apart."""
+    cand_yx = np.argwhere(pred)
+    gt_of_pair, cand_of_pair, num_gt = _pair_graph(
+        cand_yx, np.asarray(gt, bool), match_radius(gt.shape, max_dist)
+    )
+    matching = _IncrementalMatching(num_gt, len(cand_yx), gt_of_pair, cand_of_pair)
+    return matching.update(np.ones(len(cand_yx), dtype=bool))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -222,8 +385,8 @@ def image_counts(
 
     ``probability``: ``(H, W)`` edge probability, uint8 (0-255) or float in ``[0, 1]``;
     ``gt``: boolean ``(H, W)`` ground-truth edge pixels; ``ignore``: optional boolean ``(H, W)``
-    pixels left out (no prediction counts there). Recall at a threshold is ``cnt_r / sum_r``,
-    precision ``cnt_p / sum_p``.
+    pixels left out (neither ground truth nor predictions count there). Recall at threshold
+    ``k`` is ``cnt_r / sum_r``, precision ``cnt_p / sum_p``.
     """
     prob = np.asarray(probability)
     if prob.dtype == np.uint8:
@@ -231,46 +394,36 @@ def image_counts(
     gt = np.asarray(gt, dtype=bool)
     if ignore is not None:
         gt = gt & ~ignore
+    H, W = gt.shape
 
     suppressed = suppress_non_maxima(prob)
     if ignore is not None:
         suppressed[ignore] = 0.0
 
-    # Every predicted pixel at any threshold is a candidate at the lowest one; pairs within the
-    # tolerance are found once and filtered per threshold.
-    lowest = float(np.min(thresholds))
-    cand_yx = np.argwhere(suppressed >= lowest)
+    # Every pixel predicted at some threshold is a candidate at the lowest one.
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    cand_yx = np.argwhere(suppressed >= thresholds.min())
     cand_value = suppressed[cand_yx[:, 0], cand_yx[:, 1]]
-    gt_yx = np.argwhere(gt)
-    gt_index, pred_index = _pairs(cand_yx, gt_yx, match_radius(gt.shape, max_dist))
-    cand_id = np.full(gt.shape, -1, dtype=np.int64)
-    cand_id[cand_yx[:, 0], cand_yx[:, 1]] = np.arange(len(cand_yx))
+    cand_flat = (cand_yx[:, 0] + 1) * (W + 2) + cand_yx[:, 1] + 1  # in the thinner's padding
+    gt_of_pair, cand_of_pair, num_gt = _pair_graph(cand_yx, gt, match_radius(gt.shape, max_dist))
+    matching = _IncrementalMatching(num_gt, len(cand_yx), gt_of_pair, cand_of_pair)
+    thinner = _GrowingThinner(H, W)
 
-    T = len(thresholds)
-    counts = np.zeros((4, T), dtype=np.float64)
-    counts[1, :] = len(gt_yx)
-    previous = None  # (number above threshold, cnt, sum_p) of the last threshold computed
-    for k in np.argsort(thresholds):
-        above = cand_value >= thresholds[k]
-        num_above = int(above.sum())
-        if previous is not None and previous[0] == num_above:
-            # same binary map as the previous (lower) threshold: same counts
-            counts[0, k] = counts[2, k] = previous[1]
-            counts[3, k] = previous[2]
-            continue
-        if num_above == 0:
-            matched, num_pred = 0, 0
-        else:
-            binary = np.zeros(gt.shape, dtype=bool)
-            binary[cand_yx[above, 0], cand_yx[above, 1]] = True
-            thinned = thin(binary)
-            alive = np.zeros(len(cand_yx), dtype=bool)
-            alive[cand_id[thinned]] = True
-            num_pred = int(thinned.sum())
-            matched = _matching_size(gt_index, pred_index, alive, len(gt_yx))
+    # Sweep the thresholds downwards: the binary map only grows, the matching is kept.
+    counts = np.zeros((4, thresholds.size), dtype=np.float64)
+    counts[1, :] = num_gt
+    by_value = np.argsort(-cand_value, kind="stable")
+    added = 0
+    matched, num_pred = 0, 0
+    for k in np.argsort(-thresholds, kind="stable"):
+        end = added + int(np.count_nonzero(cand_value[by_value[added:]] >= thresholds[k]))
+        if end > added:
+            thinner.add(cand_flat[by_value[added:end]])
+            added = end
+            thinned, num_pred = thinner.thinned()
+            matched = matching.update(thinned[cand_flat])
         counts[0, k] = counts[2, k] = matched
         counts[3, k] = num_pred
-        previous = (num_above, matched, num_pred)
     return counts
 
 

@@ -61,6 +61,7 @@ class ProfileRequest:
     device: str = "cpu"  # cpu | cuda
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
     channels_last: bool = False
+    threads: int = 0  # CPU threads for torch; 0: torch's default
     repeats: int = 3  # timed runs; 0 skips timing and memory
     warmup: int = 1
     flops: bool = True
@@ -82,6 +83,8 @@ def resolve_request(request: ProfileRequest) -> ProfileRequest:
     resolution = tuple(request.resolution or info.train_size)
     if len(resolution) != 2 or min(resolution) <= 0:
         raise BridgeNetError(f"bad resolution {resolution}", "give HxW, e.g. 512x512")
+    if request.threads < 0:
+        raise BridgeNetError(f"threads cannot be negative, got {request.threads}", "use 0 or more")
     if request.batch < 1:
         raise BridgeNetError(f"batch must be at least 1, got {request.batch}", "use --batch 1")
     if request.repeats < 0 or request.warmup < 0:
@@ -135,6 +138,8 @@ def profile_model(request: ProfileRequest) -> dict:
     paper = table4_row(request) if request.compare else None
     device = torch.device(request.device)
     H, W = request.resolution
+    if request.threads:
+        torch.set_num_threads(request.threads)
 
     logger.info("building %s (%s) for %s", request.model.backbone, request.model.variant,
                 ", ".join(request.tasks))  # fmt: skip
