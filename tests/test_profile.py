@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from bridgenet_cli.cli.app import app, main
-from bridgenet_cli.cli.cmd_profile import parse_resolution
+from bridgenet_cli.cli.cmd_profile import build_request, parse_resolution
 from bridgenet_cli.config.schema import ModelConfig
 from bridgenet_cli.errors import BridgeNetError
 from bridgenet_cli.models import build_model
@@ -183,3 +183,20 @@ def test_bf16_profile_runs_on_cpu():
     report = profile_model(request)
     assert report["config"]["amp"] == "bf16" and report["latency_s"]["median"] > 0
     assert "gflops" not in report and report["components"]["backbone"]["gflops"] is None
+
+
+def test_set_values_without_a_recipe_keep_the_paper_defaults():
+    request = build_request(None, ["model.refine=add"], None, "nyud", None, None, None, None)
+    assert request.model.refine == "add"
+    assert request.model.backbone == "vit-base" and request.model.tfr_size == "huge"
+    request = build_request(None, ["model.tfr_size=base"], "vit-large", None, "semseg", None,
+                            None, "256x256")  # fmt: skip
+    assert request.model.tfr_size == "base" and request.model.backbone == "vit-large"
+    assert request.dataset == "pascal" and request.tasks == ["semseg"]
+    assert request.resolution == (256, 256)
+
+
+def test_bad_choice_names_the_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["profile", "--variant", "bridge"])
+    assert "--variant expects one of bridgenet, mtl-baseline, stl" in capsys.readouterr().err

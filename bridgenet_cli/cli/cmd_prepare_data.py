@@ -10,7 +10,12 @@ prepare_app = typer.Typer(
     name="prepare-data",
     help="Prepare datasets into one HDF5 cache each, verify caches, and measure their speed.\n\n"
     "Caches go to the data directory ($BRIDGENET_DATA, else ~/.cache/bridgenet/data) as "
-    "<dataset>.h5, where recipes find them by dataset name; --out puts them elsewhere.",
+    "<dataset>.h5, where recipes find them by dataset name; --out puts them elsewhere. "
+    "The dataset folder is only read.\n\n"
+    "Examples:\n\n"
+    "  bridgenet prepare-data nyud --root ~/datasets/NYUDv2 --verify\n\n"
+    "  bridgenet prepare-data cityscapes --root ~/datasets/cityscapes --size 384x768\n\n"
+    "  bridgenet prepare-data benchmark nyud --root ~/datasets/NYUDv2",
     no_args_is_help=True,
 )
 

@@ -8,7 +8,7 @@ import re
 import typer
 
 from bridgenet_cli.cli.common import SET_OPTION
-from bridgenet_cli.config.recipe import load_recipe, parse_override, recipe_from_dict
+from bridgenet_cli.config.recipe import CHOICES, load_recipe, parse_override, recipe_from_dict
 from bridgenet_cli.config.schema import Recipe
 from bridgenet_cli.errors import BridgeNetError
 
@@ -26,12 +26,15 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def _recipe(path: str | None, overrides: list[str]) -> Recipe | None:
-    """The recipe named by ``--recipe`` (with ``--set``), or one built from ``--set`` alone."""
-    if path:
-        return load_recipe(path, overrides)
-    if not overrides:
-        return None
+def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise BridgeNetError(
+            f"{option} expects one of {', '.join(choices)}, got {value!r}", "use a listed value"
+        )
+
+
+def _overrides_only(overrides: list[str]) -> tuple[Recipe, dict]:
+    """A recipe made of ``--set`` values alone, and the nested dict of what they set."""
     data: dict = {}
     for text in overrides:
         key, value = parse_override(text)
@@ -40,11 +43,12 @@ def _recipe(path: str | None, overrides: list[str]) -> Recipe | None:
         for part in parents:
             node = node.setdefault(part, {})
         node[last] = value
-    return recipe_from_dict(data, source="--set")
+    return recipe_from_dict(data, source="--set"), data
 
 
 def build_request(
-    recipe: Recipe | None,
+    recipe_path: str | None,
+    overrides: list[str],
     backbone: str | None,
     dataset: str | None,
     tasks: str | None,
@@ -53,19 +57,35 @@ def build_request(
     resolution: str | None,
     **timing,
 ):
-    """Merge a recipe (if any) with the command-line options, which win."""
+    """Merge a recipe (or ``--set`` values, over the paper's defaults) with the options, which win.
+
+    Without ``--recipe``: ViT-B on PASCAL, the paper's TFR size for the dataset, all its tasks at
+    its training size, unless ``--set`` or an option says otherwise.
+    """
     from bridgenet_cli.profiling.profile import PAPER_TFR_SIZE, ProfileRequest
 
-    if recipe is not None:
+    _check_choice("--variant", variant, CHOICES["model.variant"])
+    _check_choice("--tfr", tfr, CHOICES["model.tfr_size"])
+    _check_choice("--device", timing.get("device"), ("cpu", "cuda"))
+    _check_choice("--amp", timing.get("amp"), ("none", "bf16", "fp16"))
+    if recipe_path:
+        recipe = load_recipe(recipe_path, overrides)
         model = dataclasses.replace(recipe.model)
         dataset = dataset or recipe.data.dataset
         task_list = list(recipe.data.tasks)
         size = tuple(recipe.data.train_size) or None
     else:
-        dataset = dataset or "pascal"
-        model = dataclasses.replace(recipe_from_dict({}).model, backbone="vit-base")
-        model.tfr_size = PAPER_TFR_SIZE.get(dataset, model.tfr_size)
-        task_list, size = [], None
+        recipe, given = _overrides_only(overrides)
+        model = dataclasses.replace(recipe.model)
+        dataset = dataset or (
+            recipe.data.dataset if "dataset" in given.get("data", {}) else "pascal"
+        )
+        if "backbone" not in given.get("model", {}):
+            model.backbone = "vit-base"
+        if "tfr_size" not in given.get("model", {}):
+            model.tfr_size = PAPER_TFR_SIZE.get(dataset, model.tfr_size)
+        task_list = list(recipe.data.tasks)
+        size = tuple(recipe.data.train_size) or None
     if backbone:
         model.backbone = backbone
     if variant:
@@ -139,10 +159,10 @@ def profile(
     """
     from bridgenet_cli.profiling import profile_model, render_report
 
-    if output_format not in ("table", "json"):
-        raise BridgeNetError(f"unknown --format {output_format!r}", "use table or json")
+    _check_choice("--format", output_format, ("table", "json"))
     request = build_request(
-        _recipe(recipe, overrides),
+        recipe,
+        overrides,
         backbone,
         dataset,
         tasks,

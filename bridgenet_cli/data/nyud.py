@@ -29,6 +29,8 @@ from bridgenet_cli.data.records import (
 )
 from bridgenet_cli.errors import BridgeNetError
 
+# TODO(nyud-raw): the original labelled release (nyu_depth_v2_labeled.mat, 894 raw classes mapped
+# to 40 by classMapping40, or to 13 for MTAN/LibMTL) is not read; only the two packages are.
 VARIANTS = {
     # variant: (image extension, normals extension, edge extension)
     "nyudv2": (".png", ".png", ".png"),

@@ -95,7 +95,11 @@ def _pool_context():
 
 
 def decode_all(source: SampleSource, jobs: list[tuple[str, str]], workers: int):
-    """Yield decoded jobs in order, over ``workers`` processes (in this process when <= 1)."""
+    """Yield decoded jobs in order, over ``workers`` processes (in this process when <= 1).
+
+    TODO(parallel-compression): gzip runs in the writing process, serially; workers could hand
+    over compressed chunks (h5py write_direct_chunk) to take it off the critical path.
+    """
     if workers <= 1 or len(jobs) < 2:
         _init_worker(source)
         for job in jobs:

@@ -28,7 +28,6 @@ from scipy import ndimage
 from bridgenet_cli.data.info import DatasetInfo
 
 IGNORE = 255
-TARGET_TASKS = ("semseg", "human_parts", "depth", "normals", "saliency", "edge")
 EXTRA_KEYS = ("intrinsics",)  # per-sample arrays that are not task targets
 
 # Decoded normals shorter than this are invalid: a stored zero vector, or the mid-grey value
@@ -190,10 +189,6 @@ def edges_from_label_map(label_map: np.ndarray) -> np.ndarray:
 
     laplacian = ndimage.laplace(label_map.astype(np.float64), mode="mirror")
     return thin(laplacian != 0).astype(np.uint8)
-
-
-def threshold_binary(values: np.ndarray, threshold: float) -> np.ndarray:
-    return (values > threshold).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -664,6 +664,7 @@ def render_scene(scene: Scene, height: int, width: int) -> dict[str, np.ndarray]
         group[pixels] = prim.group
 
     # Shading (float32): ambient, brighter on upward faces, plus a point light with fall-off.
+    # TODO(synthetic-shadows): no cast shadows; a shadow ray per pixel would double the cost.
     to_light = (scene.light_position[:, None] - points).astype(np.float32)
     normals32 = normals_world.astype(np.float32)
     distance = np.sqrt(to_light[0] ** 2 + to_light[1] ** 2 + to_light[2] ** 2)

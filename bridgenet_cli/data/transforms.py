@@ -198,7 +198,11 @@ class TrainTransform:
 
 
 class EvalTransform:
-    """No resizing; pad bottom/right to a multiple of ``pad_multiple`` (``valid`` marks it)."""
+    """No resizing; pad bottom/right to a multiple of ``pad_multiple`` (``valid`` marks it).
+
+    TODO(eval-collate): images of different sizes (PASCAL) pad to different sizes, so evaluation
+    batches of more than one image need a collate function that pads to the largest.
+    """
 
     def __init__(self, tasks: tuple[str, ...], pad_multiple: int = 16):
         self.tasks = tuple(tasks)

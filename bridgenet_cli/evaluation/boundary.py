@@ -36,6 +36,7 @@ from scipy import ndimage
 # 101 thresholds from 0.001 to 0.999 on the edge probability (the list of the HED evaluation).
 THRESHOLDS = np.linspace(0.001, 0.999, 101)
 
+EXTRA_LAYERS = 0
 NMS_RADIUS = 1  # pixels compared on each side across the edge
 NMS_BORDER = 5  # pixels next to the image border whose strength is damped
 NMS_MULTIPLIER = 1.01  # a pixel survives when 1.01 * its value >= its neighbours across the edge
@@ -117,16 +118,17 @@ def _neighbour_offsets(row: int) -> np.ndarray:
 def _thin_flat(flat: np.ndarray, offsets: np.ndarray, first: np.ndarray, second: np.ndarray) -> int:
     """Thin the flattened, zero-bordered mask ``flat`` in place; returns the pixels deleted.
 
-    ``first`` and ``second`` (boolean, like ``flat``) mark the pixels each sub-iteration must
-    examine on its first run: every pixel that sub-iteration could delete. Later runs examine only
-    pixels whose neighbourhood changed since.
+    ``first`` and ``second`` (flat indices, repeats allowed) are the pixels each sub-iteration
+    must examine on its first run: every pixel that sub-iteration could delete. Later runs examine
+    only the neighbours of pixels deleted since.
     """
-    dirty = [first, second]
+    pending = [first, second]
     removed, step, idle = 0, 0, 0
     while idle < 2:
         sub = step % 2
-        pixels = np.flatnonzero(dirty[sub] & flat)
-        dirty[sub][:] = False
+        pixels = pending[sub]
+        pending[sub] = pixels[:0]
+        pixels = pixels[flat[pixels]]
         deleted = pixels[:0]
         if pixels.size:
             codes = np.zeros(pixels.size, dtype=np.uint8)
@@ -134,10 +136,13 @@ def _thin_flat(flat: np.ndarray, offsets: np.ndarray, first: np.ndarray, second:
                 codes |= flat[pixels + offset].astype(np.uint8) << bit
             deleted = pixels[_THIN_TABLES[sub][codes]]
         if deleted.size:
+            deleted = np.unique(deleted)
             flat[deleted] = False
             neighbours = (deleted[:, None] + offsets[None, :]).ravel()
-            dirty[0][neighbours] = True
-            dirty[1][neighbours] = True
+            pending = [
+                np.concatenate([pending[0], neighbours]),
+                np.concatenate([pending[1], neighbours]),
+            ]
             removed += int(deleted.size)
             idle = 0
         else:
@@ -152,7 +157,8 @@ def thin(mask: np.ndarray) -> np.ndarray:
     padded = np.zeros((H + 2, W + 2), dtype=bool)
     padded[1:-1, 1:-1] = mask
     flat = padded.ravel()
-    _thin_flat(flat, _neighbour_offsets(W + 2), flat.copy(), flat.copy())
+    pixels = np.flatnonzero(flat)
+    _thin_flat(flat, _neighbour_offsets(W + 2), pixels, pixels)
     return padded[1:-1, 1:-1].copy()
 
 
@@ -160,17 +166,17 @@ class _GrowingThinner:
     """Thinning of a binary map that only grows (a threshold swept downwards).
 
     The 8-neighbourhood code of every pixel is kept up to date as pixels are added, so each
-    thinning only starts from the pixels that are deletable, instead of scanning the whole map.
+    thinning starts from the pixels that are deletable instead of scanning the whole map.
     Pixels are indices into the flattened image padded by one on each side.
     """
 
     def __init__(self, height: int, width: int):
-        self.row = width + 2
-        self.offsets = _neighbour_offsets(self.row)
+        self.offsets = _neighbour_offsets(width + 2)
         size = (height + 2) * (width + 2)
         self.fg = np.zeros(size, dtype=bool)
         self.code = np.zeros(size, dtype=np.uint8)
         self.deletable = [np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)]
+        self.deletable_list = [np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)]
         self.count = 0
 
     def add(self, pixels: np.ndarray) -> None:
@@ -178,15 +184,18 @@ class _GrowingThinner:
         self.count += int(pixels.size)
         for bit, offset in enumerate(self.offsets):
             self.code[pixels - offset] |= np.uint8(1 << bit)
-        touched = np.unique(np.concatenate([pixels, (pixels[:, None] - self.offsets).ravel()]))
+        touched = np.concatenate([pixels, (pixels[:, None] - self.offsets).ravel()])  # repeats
         codes = self.code[touched]
         for sub in (0, 1):
-            self.deletable[sub][touched] = self.fg[touched] & _THIN_TABLES[sub][codes]
+            flags = self.fg[touched] & _THIN_TABLES[sub][codes]
+            self.deletable[sub][touched] = flags
+            listed = np.concatenate([self.deletable_list[sub], touched[flags]])
+            self.deletable_list[sub] = np.unique(listed[self.deletable[sub][listed]])
 
     def thinned(self) -> tuple[np.ndarray, int]:
         """``(thinned flat mask, its number of pixels)``; the current map is left unchanged."""
         work = self.fg.copy()
-        removed = _thin_flat(work, self.offsets, self.deletable[0].copy(), self.deletable[1].copy())
+        removed = _thin_flat(work, self.offsets, *self.deletable_list)
         return work, self.count - removed
 
 
@@ -229,13 +238,32 @@ def _expand(frontier: np.ndarray, indptr: np.ndarray, indices: np.ndarray):
     return owner, indices[np.repeat(starts, lengths) + within]
 
 
+def _expand_positions(frontier: np.ndarray, indptr: np.ndarray, indices: np.ndarray):
+    """Like :func:`_expand`, with owners given as positions in ``frontier``."""
+    starts = indptr[frontier]
+    lengths = indptr[frontier + 1] - starts
+    total = int(lengths.sum())
+    if total == 0:
+        empty = frontier[:0]
+        return empty, empty
+    position = np.repeat(np.arange(frontier.size), lengths)
+    within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return position, indices[np.repeat(starts, lengths) + within]
+
+
 class _IncrementalMatching:
     """A maximum matching between ground-truth pixels and the currently *alive* candidate pixels.
 
     The pair graph (pairs within the tolerance) is fixed; candidates appear and disappear as the
-    threshold moves, and the previous matching is kept and augmented (Hopcroft-Karp phases:
-    a breadth-first search of shortest augmenting paths from the free vertices of the side with
-    fewer of them, then vertex-disjoint paths flipped together), all vectorised with NumPy.
+    threshold moves, and the previous matching is kept and augmented with Hopcroft-Karp phases
+    (a breadth-first search for shortest augmenting paths, then a vertex-disjoint set of them
+    flipped together), vectorised with NumPy.
+
+    After an update, every augmenting path ends at a candidate that was just added or at a ground
+    truth pixel that just lost its partner (any other path existed before, when the matching was
+    maximum), and a vertex from which no augmenting path exists never gains one later. Each phase
+    therefore searches from the smallest of three complete source sets: all free ground-truth
+    pixels, all free candidates, or only the vertices changed by this update.
     """
 
     def __init__(
@@ -249,12 +277,15 @@ class _IncrementalMatching:
         self.mate_cand = np.full(num_cand, -1, dtype=np.int64)
         self.alive = np.zeros(num_cand, dtype=bool)
         self.alive_degree = np.zeros(num_gt, dtype=np.int64)  # alive candidates near each gt
+        self.scratch_gt = np.zeros(num_gt, dtype=np.int64)
+        self.scratch_cand = np.zeros(num_cand, dtype=np.int64)
         self.size = 0
 
     def update(self, alive: np.ndarray) -> int:
         """Make ``alive`` (boolean per candidate) the candidate set; returns the matching size."""
         born = np.flatnonzero(alive & ~self.alive)
         died = np.flatnonzero(self.alive & ~alive)
+        freed = died[:0]
         if born.size:
             _, near = _expand(born, self.cand_ptr, self.cand_adj)
             self.alive_degree += np.bincount(near, minlength=self.num_gt)
@@ -262,99 +293,131 @@ class _IncrementalMatching:
             _, near = _expand(died, self.cand_ptr, self.cand_adj)
             self.alive_degree -= np.bincount(near, minlength=self.num_gt)
             partners = self.mate_cand[died]
-            matched = partners >= 0
-            self.mate_gt[partners[matched]] = -1
-            self.mate_cand[died[matched]] = -1
-            self.size -= int(matched.sum())
+            freed = partners[partners >= 0]
+            self.mate_gt[freed] = -1
+            self.mate_cand[died] = -1
+            self.size -= int(freed.size)
         self.alive = alive.copy()
-        while self._phase():
-            pass
+
+        changed_gt = freed[self.alive_degree[freed] > 0]
+        changed_cand = born[self.cand_degree[born] > 0]
+        while True:
+            free_gt = np.flatnonzero((self.mate_gt < 0) & (self.alive_degree > 0))
+            free_cand = np.flatnonzero(self.alive & (self.mate_cand < 0) & (self.cand_degree > 0))
+            if free_gt.size == 0 or free_cand.size == 0:
+                break
+            changed_gt = changed_gt[self.mate_gt[changed_gt] < 0]
+            changed_cand = changed_cand[self.mate_cand[changed_cand] < 0]
+            if changed_gt.size + changed_cand.size == 0:
+                break
+            smallest = min(free_gt.size, free_cand.size, changed_gt.size + changed_cand.size)
+            if smallest == free_gt.size:
+                if not self._phase_from_gt(free_gt):
+                    break
+            elif smallest == free_cand.size:
+                if not self._phase_from_cand(free_cand):
+                    break
+            elif changed_gt.size:
+                if not self._phase_from_gt(changed_gt):
+                    changed_gt = changed_gt[:0]  # none of them can ever be augmented
+            elif not self._phase_from_cand(changed_cand):
+                changed_cand = changed_cand[:0]
         return self.size
 
-    def _phase(self) -> bool:
-        """One Hopcroft-Karp phase; False when the matching is already maximum."""
-        free_cand = np.flatnonzero(self.alive & (self.mate_cand < 0) & (self.cand_degree > 0))
-        free_gt = np.flatnonzero((self.mate_gt < 0) & (self.alive_degree > 0))
-        if free_cand.size == 0 or free_gt.size == 0:
-            return False
-        if free_gt.size <= free_cand.size:
-            sides = (self.gt_ptr, self.gt_adj, self.mate_gt, self.mate_cand, self.alive)
-            return self._augment(free_gt, *sides)
-        sides = (self.cand_ptr, self.cand_adj, self.mate_cand, self.mate_gt, None)
-        return self._augment(free_cand, *sides)
+    def _phase_from_gt(self, sources: np.ndarray) -> bool:
+        return self._augment(
+            sources, self.gt_ptr, self.gt_adj, self.mate_gt, self.mate_cand, self.alive,
+            self.scratch_cand,
+        )  # fmt: skip
 
-    def _augment(self, sources, indptr, adjacency, mate_a, mate_b, allowed_b) -> bool:
-        """Search shortest augmenting paths from the free ``sources`` (side A) and flip a
-        vertex-disjoint set of them; False when none exists."""
+    def _phase_from_cand(self, sources: np.ndarray) -> bool:
+        return self._augment(
+            sources, self.cand_ptr, self.cand_adj, self.mate_cand, self.mate_gt, None,
+            self.scratch_gt,
+        )  # fmt: skip
+
+    def _augment(self, sources, indptr, adjacency, mate_a, mate_b, allowed_b, scratch) -> bool:
+        """One phase from the free vertices ``sources`` of side A.
+
+        An alternating breadth-first tree grows from each source, all in step; vertices belong to
+        the first tree that reaches them, and a tree stops growing once it reaches a free vertex
+        of side B. Each tree that did gives one augmenting path; the trees are disjoint, so all
+        the paths are flipped together. False when no tree reached a free vertex.
+        """
         parent_b = np.full(mate_b.size, -1, dtype=np.int64)
+        finished = np.zeros(sources.size, dtype=bool)
+        end_of_tree = np.full(sources.size, -1, dtype=np.int64)
         frontier = sources
-        while True:
-            owner, reached = _expand(frontier, indptr, adjacency)
+        frontier_tree = np.arange(sources.size)
+        stop_at = None  # once a tree has finished, the others get EXTRA_LAYERS more layers
+        layer = 0
+        while frontier.size and (stop_at is None or layer < stop_at):
+            layer += 1
+            position, reached = _expand_positions(frontier, indptr, adjacency)
             keep = parent_b[reached] < 0
             if allowed_b is not None:
                 keep &= allowed_b[reached]
-            owner, reached = owner[keep], reached[keep]
-            if reached.size == 0:
-                return False
-            reached, first = np.unique(reached, return_index=True)
-            parent_b[reached] = owner[first]
-            free = mate_b[reached] < 0
-            if free.any():
-                ends = reached[free]
-                break
-            frontier = mate_b[reached]
+            position, reached = position[keep], reached[keep]
+            first = _one_per_value(reached, scratch)
+            position, reached = position[first], reached[first]
+            parent_b[reached] = frontier[position]
+            tree = frontier_tree[position]
+            mates = mate_b[reached]
+            free = mates < 0
+            end_of_tree[tree[free]] = reached[free]  # one of a tree's free vertices
+            finished[tree[free]] = True
+            if stop_at is None and free.any():
+                stop_at = layer + EXTRA_LAYERS
+            grow = ~free & ~finished[tree]
+            frontier, frontier_tree = mates[grow], tree[grow]
 
-        # Trace the paths back level by level; paths meeting at a vertex keep only one of them.
-        b = ends
-        path = np.arange(ends.size)
-        kept = np.ones(ends.size, dtype=bool)
-        pairs_a, pairs_b, pairs_path = [], [], []
+        b = end_of_tree[finished]
+        if b.size == 0:
+            return False
+        pairs_a, pairs_b = [], []
         while b.size:
             a = parent_b[b]
-            _, first = np.unique(a, return_index=True)
-            unique = np.zeros(a.size, dtype=bool)
-            unique[first] = True
-            kept[path[~unique]] = False
-            a, b, path = a[unique], b[unique], path[unique]
             pairs_a.append(a)
             pairs_b.append(b)
-            pairs_path.append(path)
-            previous = mate_a[a]
-            more = previous >= 0
-            b, path = previous[more], path[more]
-
+            b = mate_a[a]
+            b = b[b >= 0]
         a = np.concatenate(pairs_a)
         b = np.concatenate(pairs_b)
-        ok = kept[np.concatenate(pairs_path)]
-        mate_a[a[ok]] = b[ok]
-        mate_b[b[ok]] = a[ok]
-        self.size += int(kept.sum())
+        mate_a[a] = b
+        mate_b[b] = a
+        self.size += int(finished.sum())
         return True
+
+
+def _one_per_value(values: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Positions keeping one occurrence of each distinct value (no sorting).
+
+    ``scratch`` is any int64 array longer than the largest value; its content is overwritten.
+    """
+    positions = np.arange(values.size)
+    scratch[values] = positions  # repeated values: one of the writes remains
+    return np.flatnonzero(scratch[values] == positions)
 
 
 def _pair_graph(cand_yx: np.ndarray, gt: np.ndarray, radius: float):
     """Pairs ``(gt index, candidate index)`` at most ``radius`` apart, and the gt count."""
     H, W = gt.shape
     reach = int(np.floor(radius))
-    gt_id = np.full((H + 2 * reach, W + 2 * reach), -1, dtype=np.int64)
-    gt_yx = np.argwhere(gt)
-    gt_id[gt_yx[:, 0] + reach, gt_yx[:, 1] + reach] = np.arange(len(gt_yx))
-    empty = np.zeros(0, dtype=np.int64)
-    if len(gt_yx) == 0 or len(cand_yx) == 0:
-        return empty, empty, len(gt_yx)
-
-    # Only candidates within the tolerance of some ground-truth pixel can be matched.
-    distance = ndimage.distance_transform_edt(~gt)
-    near = np.flatnonzero(distance[cand_yx[:, 0], cand_yx[:, 1]] <= radius + 1e-9)
     row = W + 2 * reach
-    flat = (cand_yx[near, 0] + reach) * row + cand_yx[near, 1] + reach
-    flat_id = gt_id.ravel()
+    cand_id = np.full((H + 2 * reach) * row, -1, dtype=np.int64)
+    cand_id[(cand_yx[:, 0] + reach) * row + cand_yx[:, 1] + reach] = np.arange(len(cand_yx))
+    gt_yx = np.argwhere(gt)
+    gt_flat = (gt_yx[:, 0] + reach) * row + gt_yx[:, 1] + reach
+    gt_index = np.arange(len(gt_yx))
     gt_parts, cand_parts = [], []
     for dy, dx in _disk_offsets(radius):
-        found = flat_id[flat + dy * row + dx]
+        found = cand_id[gt_flat + dy * row + dx]
         hit = found >= 0
-        gt_parts.append(found[hit])
-        cand_parts.append(near[hit])
+        gt_parts.append(gt_index[hit])
+        cand_parts.append(found[hit])
+    if not gt_parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, len(gt_yx)
     return np.concatenate(gt_parts), np.concatenate(cand_parts), len(gt_yx)
 
 
@@ -413,10 +476,11 @@ def image_counts(
     counts = np.zeros((4, thresholds.size), dtype=np.float64)
     counts[1, :] = num_gt
     by_value = np.argsort(-cand_value, kind="stable")
+    descending = -cand_value[by_value]  # ascending negated values, for searchsorted
     added = 0
     matched, num_pred = 0, 0
     for k in np.argsort(-thresholds, kind="stable"):
-        end = added + int(np.count_nonzero(cand_value[by_value[added:]] >= thresholds[k]))
+        end = int(np.searchsorted(descending, -thresholds[k], side="right"))
         if end > added:
             thinner.add(cand_flat[by_value[added:end]])
             added = end

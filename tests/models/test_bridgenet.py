@@ -199,11 +199,15 @@ def test_table4_parameters_within_3_percent(backbone, paper):
 
 
 def test_table6_refiner_increments_within_10_percent():
-    """Table 6 lists parameters added to the "Add" row (bridge added, +0), NYUD, ViT-B."""
+    """Table 6 lists parameters added to the "Add" row (bridge added, +0), NYUD, ViT-B.
+
+    The refiners do not depend on the backbone, so a two-block ViT-tiny stands in for ViT-B
+    (``bridgenet profile --dataset nyud --tfr ...`` gives the same increments with ViT-B).
+    """
 
     def total(**changes) -> float:
-        return sum(parameters_m(ModelConfig(backbone="vit-base", **changes), NYUD_TASKS,
-                                "nyud", (448, 576)).values())  # fmt: skip
+        cfg = ModelConfig(backbone="vit-tiny", backbone_depth=2, **changes)
+        return sum(parameters_m(cfg, NYUD_TASKS, "nyud", (448, 576)).values())
 
     add = total(refine="add")
     paper = {"base": 15.9, "large": 31.7, "huge": 47.6}
