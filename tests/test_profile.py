@@ -82,8 +82,8 @@ def test_cpu_timing_path_and_memory_growth():
     timing, memory = measure(
         lambda: calls.append(np.ones(40_000_000).sum()), 2, 1, torch.device("cpu"), "test"
     )
-    assert len(calls) == 3 and len(timing.runs) == 2
-    assert all(t > 0 for t in timing.runs)
+    assert len(calls) == 3 and len(timing.runs) == 2 and len(timing.cpu_runs) == 2
+    assert all(t > 0 for t in timing.runs) and timing.as_dict()["cpu_median"] > 0
     assert memory.peak_gb > 0.2  # the 320 MB array
     assert "CPU peak resident growth" in memory.method
 

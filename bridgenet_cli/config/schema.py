@@ -23,7 +23,8 @@ class SyntheticConfig:
 class DataConfig:
     """Which dataset and how it is served. Without ``cache``, a real dataset's cache is
     ``<data dir>/<dataset>.h5`` (``bridgenet prepare-data``); the synthetic one is
-    ``<data dir>/synthetic-v1-<H>x<W>-<train>+<val>-seed<seed>.h5``, generated on first use."""
+    ``<data dir>/synthetic-v<generator version>-<H>x<W>-<train>+<val>-seed<seed>.h5``, made on first
+    use."""
 
     dataset: str = "synthetic"  # synthetic | nyud | pascal | cityscapes
     cache: str | None = None  # prepared HDF5 file; unset: in the data directory (see above)

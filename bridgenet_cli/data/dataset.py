@@ -119,7 +119,7 @@ def ensure_cache(data_cfg: DataConfig) -> Path:
     """The prepared cache for ``data_cfg``: ``data.cache``, else the data directory by name.
 
     The synthetic dataset is generated when its cache is missing. Its default file name encodes
-    the generator settings (``synthetic-v1-192x256-800+200-seed0.h5``), so changing
+    the generator settings (``synthetic-v2-192x256-800+200-seed0.h5``), so changing
     ``data.synthetic`` makes a new cache rather than reusing a different one; an explicit
     ``data.cache`` holding other settings is an error. A missing real-dataset cache is an error
     naming the ``bridgenet prepare-data`` command that creates it.

@@ -31,10 +31,24 @@ from bridgenet_cli.data.info import HUMAN_PARTS_CLASSES, SYNTHETIC_CLASSES
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1  # bump whenever the scenes change
+GENERATOR_VERSION = 2  # bump whenever the scenes change (it names the cache files)
 SPLIT_CODES = {"train": 1, "val": 2}
 SALIENT_AREA = 0.04  # fraction of the image an object must cover to count as salient
 DEPTH_JUMP = 0.04  # relative depth change between two surfaces that counts as a discontinuity
+
+# Ranges of the scene and camera parameters (metres, radians, degrees for the field of view).
+# They vary enough that depth must be read from the image (perspective, the horizon, the
+# figure's size), and little enough that a small model learns it within minutes.
+ROOM_WIDTH = (4.0, 7.0)
+ROOM_DEPTH = (4.5, 8.0)
+ROOM_HEIGHT = (2.5, 3.2)
+CAMERA_HEIGHT = (1.1, 1.8)
+CAMERA_YAW = 0.45  # either way
+CAMERA_PITCH = (0.05, 0.4)  # downwards
+CAMERA_ROLL = 0.05  # either way
+FIELD_OF_VIEW = (58.0, 62.0)  # horizontal, degrees: nearly one camera, as in a real dataset
+WALL_INSET = 0.4  # free floor starts this far from the walls
+WALL_GAP = 0.5  # furniture stands at most this far from its wall
 
 CLASS = {name: index for index, name in enumerate(SYNTHETIC_CLASSES)}
 PART = {name: index for index, name in enumerate(HUMAN_PARTS_CLASSES)}
@@ -220,12 +234,25 @@ def _place_footprint(
     radius: float,
     x_range: tuple[float, float],
     z_range: tuple[float, float],
+    near_wall: bool = False,
     tries: int = 20,
 ) -> tuple[float, float] | None:
-    """A floor position at least ``radius`` away from the footprints already taken, or None."""
+    """A floor position at least ``radius`` away from the footprints already taken, or None.
+
+    ``x_range`` and ``z_range`` are the free floor, :data:`WALL_INSET` inside the side and back
+    walls; ``near_wall`` puts the footprint within :data:`WALL_GAP` of one of those walls, as
+    furniture stands.
+    """
     for _ in range(tries):
         x = rng.uniform(*x_range)
         z = rng.uniform(*z_range)
+        if near_wall:
+            gap = radius + rng.uniform(0.02, WALL_GAP) - WALL_INSET
+            side = rng.choice(3, p=(0.5, 0.25, 0.25))  # back, left, right
+            if side == 0:
+                z = z_range[0] + gap
+            else:
+                x = x_range[0] + gap if side == 1 else x_range[1] - gap
         if all((x - tx) ** 2 + (z - tz) ** 2 > (radius + tr) ** 2 for tx, tz, tr in taken):
             taken.append((x, z, radius))
             return x, z
@@ -315,19 +342,19 @@ def _add_figure(builder: _Builder, origin: np.ndarray, yaw: float, height: float
 
 def build_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
     """Draw a random room, its furniture, a figure, a light and a camera."""
-    room_w = rng.uniform(4.0, 7.0)
-    room_d = rng.uniform(4.5, 8.0)
-    room_h = rng.uniform(2.5, 3.2)
+    room_w = rng.uniform(*ROOM_WIDTH)
+    room_d = rng.uniform(*ROOM_DEPTH)
+    room_h = rng.uniform(*ROOM_HEIGHT)
 
     # The camera stands near the z = 0 wall and looks into the room (towards -z).
     cam_pos = np.array(
-        [rng.uniform(-0.25, 0.25) * room_w, rng.uniform(1.1, 1.8), -rng.uniform(0.3, 0.9)]
+        [rng.uniform(-0.2, 0.2) * room_w, rng.uniform(*CAMERA_HEIGHT), -rng.uniform(0.3, 0.7)]
     )
-    yaw = rng.uniform(-0.45, 0.45)
-    pitch = -rng.uniform(0.05, 0.4)
-    roll = rng.uniform(-0.05, 0.05)
+    yaw = rng.uniform(-CAMERA_YAW, CAMERA_YAW)
+    pitch = -rng.uniform(*CAMERA_PITCH)
+    roll = rng.uniform(-CAMERA_ROLL, CAMERA_ROLL)
     rotation = _rotation_y(yaw) @ _rotation_x(pitch) @ _rotation_z(roll)
-    fov = rng.uniform(np.radians(55.0), np.radians(72.0))
+    fov = np.radians(rng.uniform(*FIELD_OF_VIEW))
     fx = (width / 2.0) / np.tan(fov / 2.0)
     camera = Camera(cam_pos, rotation, fx, fx, width / 2.0, height / 2.0)
 
@@ -381,7 +408,8 @@ def build_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
 
     for _ in range(rng.integers(1, 4)):
         half = rng.uniform(0.15, 0.6, size=3)
-        spot = _place_footprint(rng, taken, float(np.hypot(half[0], half[2])), x_range, z_range)
+        radius = float(np.hypot(half[0], half[2]))
+        spot = _place_footprint(rng, taken, radius, x_range, z_range, near_wall=True)
         if spot is not None:
             builder.add(
                 BOX,
@@ -394,7 +422,7 @@ def build_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
             )
     for _ in range(rng.integers(0, 3)):
         radius = rng.uniform(0.15, 0.45)
-        spot = _place_footprint(rng, taken, radius, x_range, z_range)
+        spot = _place_footprint(rng, taken, radius, x_range, z_range, rng.random() < 0.5)
         if spot is not None:
             center = (spot[0], radius, spot[1])
             builder.add(
@@ -404,7 +432,7 @@ def build_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
     for _ in range(rng.integers(0, 3)):
         radius = rng.uniform(0.12, 0.4)
         half_h = rng.uniform(0.2, 0.8)
-        spot = _place_footprint(rng, taken, radius, x_range, z_range)
+        spot = _place_footprint(rng, taken, radius, x_range, z_range, near_wall=True)
         if spot is not None:
             builder.add(
                 CYLINDER,
@@ -429,7 +457,8 @@ def build_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
 def _add_table(builder: _Builder, taken, x_range, z_range) -> None:
     rng = builder.rng
     half_w, half_d = rng.uniform(0.4, 0.8), rng.uniform(0.3, 0.5)
-    spot = _place_footprint(rng, taken, float(np.hypot(half_w, half_d)), x_range, z_range)
+    radius = float(np.hypot(half_w, half_d))
+    spot = _place_footprint(rng, taken, radius, x_range, z_range, rng.random() < 0.7)
     if spot is None:
         return
     group = builder.new_group()
@@ -455,7 +484,7 @@ def _add_table(builder: _Builder, taken, x_range, z_range) -> None:
 
 def _add_lamp(builder: _Builder, taken, x_range, z_range) -> None:
     rng = builder.rng
-    spot = _place_footprint(rng, taken, 0.3, x_range, z_range)
+    spot = _place_footprint(rng, taken, 0.3, x_range, z_range, near_wall=True)
     if spot is None:
         return
     group = builder.new_group()

@@ -36,7 +36,6 @@ from scipy import ndimage
 # 101 thresholds from 0.001 to 0.999 on the edge probability (the list of the HED evaluation).
 THRESHOLDS = np.linspace(0.001, 0.999, 101)
 
-EXTRA_LAYERS = 0
 NMS_RADIUS = 1  # pixels compared on each side across the edge
 NMS_BORDER = 5  # pixels next to the image border whose strength is damped
 NMS_MULTIPLIER = 1.01  # a pixel survives when 1.01 * its value >= its neighbours across the edge
@@ -255,15 +254,22 @@ class _IncrementalMatching:
     """A maximum matching between ground-truth pixels and the currently *alive* candidate pixels.
 
     The pair graph (pairs within the tolerance) is fixed; candidates appear and disappear as the
-    threshold moves, and the previous matching is kept and augmented with Hopcroft-Karp phases
-    (a breadth-first search for shortest augmenting paths, then a vertex-disjoint set of them
-    flipped together), vectorised with NumPy.
+    threshold moves. The previous matching is kept and grown by phases in the manner of
+    Hopcroft-Karp: alternating breadth-first trees grow from free vertices of one side, and every
+    tree that reaches a free vertex of the other side gives an augmenting path; the trees are
+    disjoint, so all their paths are flipped at once. Everything is vectorised with NumPy.
 
-    After an update, every augmenting path ends at a candidate that was just added or at a ground
-    truth pixel that just lost its partner (any other path existed before, when the matching was
-    maximum), and a vertex from which no augmenting path exists never gains one later. Each phase
-    therefore searches from the smallest of three complete source sets: all free ground-truth
-    pixels, all free candidates, or only the vertices changed by this update.
+    Why searching from few vertices is enough. Call *changed* the candidates just added and the
+    ground-truth pixels whose partner was just removed. (1) Since the matching was maximum before
+    the update, every augmenting path right after it has a changed end. (2) A free vertex from
+    which no augmenting path exists never gains one through later augmentations. (3) If paths
+    ``P_1..P_k`` were flipped and an augmenting path ``Q`` with two unchanged ends remained, the
+    matchings before and after would differ by ``k + 1`` disjoint augmenting paths, each with a
+    changed end by (1), all ending at ends of the ``P_i``; so the ``P_i`` hold more than ``k``
+    changed ends. Hence the phases search from the changed vertices (or from all free vertices of
+    one side when those are fewer); once the changed ones are matched or proven hopeless, the
+    matching is maximum unless the flipped paths had more changed ends than paths, in which case
+    searches from all free vertices of one side continue until one finds nothing.
     """
 
     def __init__(
@@ -277,9 +283,12 @@ class _IncrementalMatching:
         self.mate_cand = np.full(num_cand, -1, dtype=np.int64)
         self.alive = np.zeros(num_cand, dtype=bool)
         self.alive_degree = np.zeros(num_gt, dtype=np.int64)  # alive candidates near each gt
+        self.changed_gt = np.zeros(num_gt, dtype=bool)
+        self.changed_cand = np.zeros(num_cand, dtype=bool)
         self.scratch_gt = np.zeros(num_gt, dtype=np.int64)
         self.scratch_cand = np.zeros(num_cand, dtype=np.int64)
         self.size = 0
+        self.surplus = 0  # changed ends of the flipped paths, minus the number of paths
 
     def update(self, alive: np.ndarray) -> int:
         """Make ``alive`` (boolean per candidate) the candidate set; returns the matching size."""
@@ -298,61 +307,68 @@ class _IncrementalMatching:
             self.mate_cand[died] = -1
             self.size -= int(freed.size)
         self.alive = alive.copy()
+        self.changed_gt[freed] = True
+        self.changed_cand[born] = True
+        self.surplus = 0
 
-        changed_gt = freed[self.alive_degree[freed] > 0]
-        changed_cand = born[self.cand_degree[born] > 0]
+        hopeful_gt = freed[self.alive_degree[freed] > 0]
+        hopeful_cand = born[self.cand_degree[born] > 0]
         while True:
             free_gt = np.flatnonzero((self.mate_gt < 0) & (self.alive_degree > 0))
             free_cand = np.flatnonzero(self.alive & (self.mate_cand < 0) & (self.cand_degree > 0))
             if free_gt.size == 0 or free_cand.size == 0:
                 break
-            changed_gt = changed_gt[self.mate_gt[changed_gt] < 0]
-            changed_cand = changed_cand[self.mate_cand[changed_cand] < 0]
-            if changed_gt.size + changed_cand.size == 0:
+            hopeful_gt = hopeful_gt[self.mate_gt[hopeful_gt] < 0]
+            hopeful_cand = hopeful_cand[self.mate_cand[hopeful_cand] < 0]
+            hopeful = hopeful_gt.size + hopeful_cand.size
+            if hopeful == 0 and self.surplus <= 0:
                 break
-            smallest = min(free_gt.size, free_cand.size, changed_gt.size + changed_cand.size)
-            if smallest == free_gt.size:
-                if not self._phase_from_gt(free_gt):
+            if hopeful == 0 or min(free_gt.size, free_cand.size) <= hopeful:
+                # a search from all free vertices of one side: finding nothing proves maximality
+                if free_gt.size <= free_cand.size:
+                    found = self._phase_from_gt(free_gt)
+                else:
+                    found = self._phase_from_cand(free_cand)
+                if not found:
                     break
-            elif smallest == free_cand.size:
-                if not self._phase_from_cand(free_cand):
-                    break
-            elif changed_gt.size:
-                if not self._phase_from_gt(changed_gt):
-                    changed_gt = changed_gt[:0]  # none of them can ever be augmented
-            elif not self._phase_from_cand(changed_cand):
-                changed_cand = changed_cand[:0]
+            elif hopeful_gt.size:
+                if not self._phase_from_gt(hopeful_gt):
+                    hopeful_gt = hopeful_gt[:0]  # none of them can be augmented any more
+            elif not self._phase_from_cand(hopeful_cand):
+                hopeful_cand = hopeful_cand[:0]
+
+        self.changed_gt[freed] = False
+        self.changed_cand[born] = False
         return self.size
 
     def _phase_from_gt(self, sources: np.ndarray) -> bool:
         return self._augment(
             sources, self.gt_ptr, self.gt_adj, self.mate_gt, self.mate_cand, self.alive,
-            self.scratch_cand,
+            self.scratch_cand, self.changed_gt, self.changed_cand,
         )  # fmt: skip
 
     def _phase_from_cand(self, sources: np.ndarray) -> bool:
         return self._augment(
             sources, self.cand_ptr, self.cand_adj, self.mate_cand, self.mate_gt, None,
-            self.scratch_gt,
+            self.scratch_gt, self.changed_cand, self.changed_gt,
         )  # fmt: skip
 
-    def _augment(self, sources, indptr, adjacency, mate_a, mate_b, allowed_b, scratch) -> bool:
+    def _augment(
+        self, sources, indptr, adjacency, mate_a, mate_b, allowed_b, scratch, changed_a, changed_b
+    ) -> bool:
         """One phase from the free vertices ``sources`` of side A.
 
-        An alternating breadth-first tree grows from each source, all in step; vertices belong to
-        the first tree that reaches them, and a tree stops growing once it reaches a free vertex
-        of side B. Each tree that did gives one augmenting path; the trees are disjoint, so all
-        the paths are flipped together. False when no tree reached a free vertex.
+        An alternating breadth-first tree grows from each source, all in step; a vertex belongs
+        to the first tree that reaches it. The phase stops after the first layer in which some
+        tree reaches a free vertex of side B; each such tree gives one augmenting path. False
+        when the trees stopped growing without reaching any free vertex.
         """
         parent_b = np.full(mate_b.size, -1, dtype=np.int64)
         finished = np.zeros(sources.size, dtype=bool)
         end_of_tree = np.full(sources.size, -1, dtype=np.int64)
         frontier = sources
         frontier_tree = np.arange(sources.size)
-        stop_at = None  # once a tree has finished, the others get EXTRA_LAYERS more layers
-        layer = 0
-        while frontier.size and (stop_at is None or layer < stop_at):
-            layer += 1
+        while frontier.size:
             position, reached = _expand_positions(frontier, indptr, adjacency)
             keep = parent_b[reached] < 0
             if allowed_b is not None:
@@ -364,16 +380,16 @@ class _IncrementalMatching:
             tree = frontier_tree[position]
             mates = mate_b[reached]
             free = mates < 0
-            end_of_tree[tree[free]] = reached[free]  # one of a tree's free vertices
-            finished[tree[free]] = True
-            if stop_at is None and free.any():
-                stop_at = layer + EXTRA_LAYERS
-            grow = ~free & ~finished[tree]
-            frontier, frontier_tree = mates[grow], tree[grow]
+            if free.any():
+                end_of_tree[tree[free]] = reached[free]  # one of each tree's free vertices
+                finished[tree[free]] = True
+                break
+            frontier, frontier_tree = mates, tree
 
         b = end_of_tree[finished]
         if b.size == 0:
             return False
+        self.surplus += int(changed_a[sources[finished]].sum() + changed_b[b].sum()) - b.size
         pairs_a, pairs_b = [], []
         while b.size:
             a = parent_b[b]

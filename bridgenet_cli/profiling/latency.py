@@ -2,8 +2,9 @@
 
 - CUDA: each run is timed with CUDA events around the call, followed by a synchronisation; peak
   memory is the caching allocator's ``max_memory_allocated`` over the runs (weights included).
-- CPU: each run is timed with ``time.perf_counter`` (monotonic); peak memory is the growth of the
-  process's peak resident set over the runs. On Linux the peak (``VmHWM``) is reset first by
+- CPU: each run is timed with ``time.perf_counter`` (monotonic), and its process CPU time is
+  recorded too (``cpu_median``); peak memory is the growth of the process's peak resident set
+  over the runs. On Linux the peak (``VmHWM``) is reset first by
   writing 5 to ``/proc/self/clear_refs``, so the figure is ``VmHWM after the runs - VmRSS before``
   and earlier peaks (model building, FLOP tracing) do not leak in. Where that reset is not
   possible the lifetime peak (``ru_maxrss``) is used and said so in ``method``.
@@ -31,7 +32,10 @@ GIB = 2**30
 
 @dataclass
 class Timing:
-    runs: list[float]  # seconds per call, in order
+    runs: list[float]  # wall-clock seconds per call, in order
+    # CPU only: process CPU seconds per call (all threads, OpenMP spin-waits included). On a
+    # shared machine this is steadier than wall-clock time, which waits for other processes.
+    cpu_runs: list[float] | None = None
 
     @property
     def median(self) -> float:
@@ -44,7 +48,10 @@ class Timing:
         return ordered[max(0, -(-9 * len(ordered) // 10) - 1)]
 
     def as_dict(self) -> dict[str, float | list[float]]:
-        return {"median": self.median, "p90": self.p90, "min": min(self.runs), "runs": self.runs}
+        result = {"median": self.median, "p90": self.p90, "min": min(self.runs), "runs": self.runs}
+        if self.cpu_runs:
+            result["cpu_median"] = statistics.median(self.cpu_runs)
+        return result
 
 
 @dataclass
@@ -116,6 +123,7 @@ def time_calls(
         torch.cuda.synchronize(device)
 
     runs: list[float] = []
+    cpu_runs: list[float] = []
     progress: AbstractContextManager = nullcontext()
     if progress_enabled() and repeats > 1:
         from rich.progress import Progress
@@ -135,12 +143,13 @@ def time_calls(
                 torch.cuda.synchronize(device)
                 runs.append(start.elapsed_time(end) / 1000.0)
             else:
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 call()
                 runs.append(time.perf_counter() - began)
+                cpu_runs.append(time.process_time() - began_cpu)
             if bar is not None:
                 bar.advance(task)
-    return Timing(runs)
+    return Timing(runs, cpu_runs or None)
 
 
 def measure(

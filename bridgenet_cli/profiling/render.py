@@ -46,7 +46,10 @@ def render_report(report: dict) -> Group:
     if "latency_s" in report:
         timing = Table(show_header=False, box=None)
         latency = report["latency_s"]
-        timing.add_row("latency (s)", f"median {latency['median']:.3f}, p90 {latency['p90']:.3f}")
+        text = f"median {latency['median']:.3f}, p90 {latency['p90']:.3f}"
+        if "cpu_median" in latency:
+            text += f" (process CPU time: median {latency['cpu_median']:.3f})"
+        timing.add_row("latency (s)", text)
         timing.add_row(
             "bare backbone (s)",
             f"median {report['backbone_latency_s']['median']:.3f} "

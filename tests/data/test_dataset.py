@@ -12,6 +12,7 @@ from bridgenet_cli.data.cache import CacheSource
 from bridgenet_cli.data.dataset import ReaderSource, dataset_from_source, resolve_train_size
 from bridgenet_cli.data.prepare import prepare_cache
 from bridgenet_cli.data.readers import make_reader
+from bridgenet_cli.data.synthetic import GENERATOR_VERSION
 from bridgenet_cli.data.transforms import EvalTransform, TrainTransform
 from bridgenet_cli.errors import BridgeNetError
 from tests.data import formats
@@ -171,8 +172,8 @@ def test_synthetic_cache_is_named_by_its_settings(synthetic, tmp_path):
     synthetic.synthetic.seed = 1
     other = ensure_cache(synthetic)
 
-    assert path.name == "synthetic-v1-32x48-4+2-seed0.h5"
-    assert other.name == "synthetic-v1-32x48-4+2-seed1.h5" and other.exists()
+    assert path.name == f"synthetic-v{GENERATOR_VERSION}-32x48-4+2-seed0.h5"
+    assert other.name == f"synthetic-v{GENERATOR_VERSION}-32x48-4+2-seed1.h5" and other.exists()
 
     synthetic.cache = str(path)  # an explicit cache made with seed 0, a recipe asking for seed 1
     with pytest.raises(BridgeNetError, match="other synthetic settings: seed=0 \\(recipe: 1\\)"):
