@@ -401,14 +401,10 @@ def default_workers() -> int:
 def _pool(workers: int) -> ProcessPoolExecutor:
     import multiprocessing
 
-    methods = multiprocessing.get_all_start_methods()
-    # forkserver: workers start from a clean process (no torch threads), and import only numpy,
-    # scipy and the boundary module.
-    method = "forkserver" if "forkserver" in methods else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload(["bridgenet_cli.evaluation.boundary"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    # fork: workers start at once and never re-import the caller's main module; they run only
+    # NumPy/SciPy code (no torch, no OpenMP), which is safe in a forked child.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
 
 
 class EdgeMetrics(MetricAccumulator):
