@@ -257,13 +257,16 @@ class NormalsMetrics(MetricAccumulator):
 
     def _median(self) -> float:
         hist = self._state["histogram"].astype(np.float64)
-        n = hist.sum()
-        rank = (n - 1) / 2.0  # 0-based; the midpoint of the two middle values for even n
+        n = int(hist.sum())
         cumulative = np.cumsum(hist)
-        k = int(np.searchsorted(cumulative, rank, side="right"))
-        before = cumulative[k] - hist[k]
-        inside = min(1.0, max(0.0, (rank - before + 0.5) / hist[k]))
-        return (k + inside) * NORMALS_BIN_DEGREES
+
+        def value_at(rank: int) -> float:
+            """The 0-based ``rank``-th smallest angle, spread evenly within its bin."""
+            k = int(np.searchsorted(cumulative, rank, side="right"))
+            before = cumulative[k] - hist[k]
+            return (k + (rank - before + 0.5) / hist[k]) * NORMALS_BIN_DEGREES
+
+        return 0.5 * (value_at((n - 1) // 2) + value_at(n // 2))
 
     def _compute(self) -> dict[str, float | None]:
         sums = self._state["sums"]

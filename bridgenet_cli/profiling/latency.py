@@ -156,6 +156,8 @@ def measure(
     call: Callable[[], object], repeats: int, warmup: int, device: torch.device, label: str
 ) -> tuple[Timing, Memory]:
     """Latency of ``call`` and the peak memory over its warm-up and timed runs."""
+    # TODO(cuda-check): the CUDA branch has only been written against the documented API; it has
+    # not run on a GPU yet (none was available while it was written).
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)

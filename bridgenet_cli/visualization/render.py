@@ -116,7 +116,7 @@ def render_prediction_figure(
     rows = 2 if has_truth else 1
     cols = 1 + len(tasks)
     panel_h = PANEL_INCHES * H / W
-    figure = Figure(figsize=(PANEL_INCHES * cols, (panel_h + 1.0) * rows), dpi=DPI)
+    figure = Figure(figsize=(PANEL_INCHES * cols, (panel_h + 0.7) * rows), dpi=DPI)
     axes = figure.subplots(rows, cols, squeeze=False)
     pictures = render_task_maps(predictions, truths, dataset)
 
@@ -178,7 +178,8 @@ def _annotate(
         low, high = depth_scale(truth, prediction)
         mappable = ScalarMappable(norm=Normalize(low, high), cmap=DEPTH_COLORMAP)
         unit = DATASETS.get(dataset).depth_unit if dataset in DATASETS else "dataset unit"
-        bar = figure.colorbar(mappable, ax=axis, orientation="horizontal", fraction=0.06, pad=0.03)
+        bar_axis = axis.inset_axes((0.0, -0.1, 1.0, 0.06))  # under the panel, same width
+        bar = figure.colorbar(mappable, cax=bar_axis, orientation="horizontal")
         bar.set_label(f"depth ({unit})", fontsize=7)
         bar.ax.tick_params(labelsize=6)
     elif style == "normals":
