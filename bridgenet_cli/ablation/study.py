@@ -28,6 +28,7 @@ from bridgenet_cli.config.recipe import recipe_from_dict, recipe_to_dict
 from bridgenet_cli.config.schema import Recipe
 from bridgenet_cli.errors import BridgeNetError
 from bridgenet_cli.io import atomic_write_text
+from bridgenet_cli.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def _default_train(recipe: Recipe, folder: Path) -> None:
 
 
 def _default_evaluate(folder: Path, recipe: Recipe) -> dict[str, dict[str, float]]:
-    # TODO(ablation-eval): wire to the run-level evaluation once bridgenet_cli.evaluation lands.
+    """The run's best checkpoint (its last when it never validated) on the val split."""
     from bridgenet_cli.evaluation import evaluate_run
 
     return evaluate_run(folder, recipe.eval)
@@ -288,4 +289,27 @@ def tabulate(plan: StudyPlan, out: Path) -> StudyTable:
             for run in plan.rows()
             if records[run.name].get("params") is not None and run.name != "mtl-baseline"
         }
-    return build_table(plan.study, plan.dataset, plan.tasks, stl, rows, params_m)
+    table = build_table(plan.study, plan.dataset, plan.tasks, stl, rows, params_m)
+    _warn_missing_metrics(table, plan)
+    return table
+
+
+def _warn_missing_metrics(table: StudyTable, plan: StudyPlan) -> None:
+    """Say which tasks lack their primary metric (their gains and Delta_MTL stay empty)."""
+    row_tasks = {"STL": plan.tasks} | {run.label: run.tasks for run in plan.rows()}
+    missing = sorted(
+        {
+            task
+            for row in table.rows
+            for task in row_tasks.get(row.label, ())
+            if row.metrics.get(task) is None
+        },
+        key=plan.tasks.index,
+    )
+    for task in missing:
+        spec = TASKS.get(task)
+        hint = " (set eval.edge_benchmark=true for odsF)" if task == "edge" else ""
+        logger.warning(
+            "no %s %s in some evaluations: its gains and those rows' Delta_MTL are left empty%s",
+            task, spec.metric, hint,
+        )  # fmt: skip

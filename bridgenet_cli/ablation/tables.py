@@ -5,20 +5,21 @@ per task, the relative gain over the single-task run of that task in percent,
 
     gain = (-1)^l * (M_mtl - M_stl) / M_stl * 100,   l = 1 when lower is better,
 
-and Delta_MTL, the mean gain over the row's tasks (the paper's Eq. 8 and 9). The first row is STL,
-built from the single-task runs.
+and Delta_MTL, the mean gain over the row's tasks (the paper's Eq. 8 and 9; the gain itself is
+:func:`bridgenet_cli.evaluation.delta.relative_gain`). The first row is STL, built from the
+single-task runs.
 """
 
 import csv
 import io
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from bridgenet_cli.evaluation.delta import relative_gain
 from bridgenet_cli.io import atomic_write, atomic_write_text
 from bridgenet_cli.tasks import TASKS
 
@@ -31,6 +32,8 @@ SHORT_TITLES = {
     "saliency": "Sal.",
     "edge": "Edge.",
 }
+# Metric names as the paper's tables write them.
+METRIC_TITLES = {"miou": "mIoU", "rmse": "rmse", "mean": "mErr", "maxf": "maxF", "odsf": "odsF"}
 
 
 @dataclass
@@ -63,14 +66,6 @@ class StudyTable:
             "gain_formula": "(-1)^l * (M_mtl - M_stl) / M_stl * 100, l = 1 if lower is better",
             "rows": [asdict(row) for row in self.rows],
         }
-
-
-def relative_gain(value: float, reference: float, higher_is_better: bool) -> float | None:
-    """The gain of ``value`` over ``reference`` in percent (``None`` if the reference is 0)."""
-    if reference == 0 or not math.isfinite(reference) or not math.isfinite(value):
-        return None
-    sign = 1.0 if higher_is_better else -1.0
-    return sign * (value - reference) / abs(reference) * 100.0
 
 
 def primary_metric(metrics: dict[str, dict[str, float]], task: str) -> float | None:
@@ -127,7 +122,8 @@ def _header(table: StudyTable) -> list[str]:
         spec = TASKS.get(task)
         arrow = "↑" if spec.higher_is_better else "↓"
         short = SHORT_TITLES.get(task, spec.title)
-        header += [f"{short} {spec.metric} {arrow}", f"Δ{short} (%)"]
+        metric = METRIC_TITLES.get(spec.metric, spec.metric)
+        header += [f"{short} {metric} {arrow}", f"Δ{short} (%)"]
     header.append("Δ_MTL (%) ↑")
     return header
 
@@ -198,7 +194,9 @@ def plot_gains(table: StudyTable, path: str | Path) -> Path:
             label, style = SHORT_TITLES.get(name, name), {"color": f"C{index % 10}"}
         values = [np.nan if h is None else h for h in heights]
         offsets = positions - 0.4 + width * (index + 0.5)
-        axis.bar(offsets, values, width=width, label=label, **style)
+        bars = axis.bar(offsets, values, width=width, label=label, **style)
+        texts = ["" if np.isnan(v) else f"{v:+.1f}" for v in values]
+        axis.bar_label(bars, labels=texts, fontsize=6, padding=1)
 
     axis.axhline(0.0, color="grey", linewidth=0.8)
     axis.set_xticks(positions)

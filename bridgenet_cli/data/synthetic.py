@@ -39,13 +39,13 @@ DEPTH_JUMP = 0.04  # relative depth change between two surfaces that counts as a
 # Ranges of the scene and camera parameters (metres, radians, degrees for the field of view).
 # They vary enough that depth must be read from the image (perspective, the horizon, the
 # figure's size), and little enough that a small model learns it within minutes.
-ROOM_WIDTH = (4.0, 7.0)
-ROOM_DEPTH = (4.5, 8.0)
-ROOM_HEIGHT = (2.5, 3.2)
-CAMERA_HEIGHT = (1.1, 1.8)
-CAMERA_YAW = 0.45  # either way
-CAMERA_PITCH = (0.05, 0.4)  # downwards
-CAMERA_ROLL = 0.05  # either way
+ROOM_WIDTH = (4.5, 6.5)
+ROOM_DEPTH = (5.5, 7.0)
+ROOM_HEIGHT = (2.6, 3.0)
+CAMERA_HEIGHT = (1.35, 1.65)  # a hand-held camera, as in NYUD
+CAMERA_YAW = 0.25  # either way
+CAMERA_PITCH = (0.15, 0.3)  # downwards
+CAMERA_ROLL = 0.03  # either way
 FIELD_OF_VIEW = (58.0, 62.0)  # horizontal, degrees: nearly one camera, as in a real dataset
 WALL_INSET = 0.4  # free floor starts this far from the walls
 WALL_GAP = 0.5  # furniture stands at most this far from its wall

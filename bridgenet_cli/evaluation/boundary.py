@@ -175,7 +175,6 @@ class _GrowingThinner:
         self.fg = np.zeros(size, dtype=bool)
         self.code = np.zeros(size, dtype=np.uint8)
         self.deletable = [np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)]
-        self.deletable_list = [np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)]
         self.count = 0
 
     def add(self, pixels: np.ndarray) -> None:
@@ -186,15 +185,13 @@ class _GrowingThinner:
         touched = np.concatenate([pixels, (pixels[:, None] - self.offsets).ravel()])  # repeats
         codes = self.code[touched]
         for sub in (0, 1):
-            flags = self.fg[touched] & _THIN_TABLES[sub][codes]
-            self.deletable[sub][touched] = flags
-            listed = np.concatenate([self.deletable_list[sub], touched[flags]])
-            self.deletable_list[sub] = np.unique(listed[self.deletable[sub][listed]])
+            self.deletable[sub][touched] = self.fg[touched] & _THIN_TABLES[sub][codes]
 
     def thinned(self) -> tuple[np.ndarray, int]:
         """``(thinned flat mask, its number of pixels)``; the current map is left unchanged."""
         work = self.fg.copy()
-        removed = _thin_flat(work, self.offsets, *self.deletable_list)
+        first, second = (np.flatnonzero(flags) for flags in self.deletable)
+        removed = _thin_flat(work, self.offsets, first, second)
         return work, self.count - removed
 
 
@@ -287,6 +284,11 @@ class _IncrementalMatching:
         self.changed_cand = np.zeros(num_cand, dtype=bool)
         self.scratch_gt = np.zeros(num_gt, dtype=np.int64)
         self.scratch_cand = np.zeros(num_cand, dtype=np.int64)
+        self.parent_gt = np.zeros(num_gt, dtype=np.int64)
+        self.parent_cand = np.zeros(num_cand, dtype=np.int64)
+        self.stamp_gt = np.zeros(num_gt, dtype=np.int64)
+        self.stamp_cand = np.zeros(num_cand, dtype=np.int64)
+        self.phase = 0
         self.size = 0
         self.surplus = 0  # changed ends of the flipped paths, minus the number of paths
 
@@ -313,22 +315,27 @@ class _IncrementalMatching:
 
         hopeful_gt = freed[self.alive_degree[freed] > 0]
         hopeful_cand = born[self.cand_degree[born] > 0]
+        # Matched vertices always have a neighbour, so the free ones that could be matched
+        # number these totals minus the matching size.
+        reachable_gt = int(np.count_nonzero(self.alive_degree))
+        usable_cand = int(np.count_nonzero(self.alive & (self.cand_degree > 0)))
         while True:
-            free_gt = np.flatnonzero((self.mate_gt < 0) & (self.alive_degree > 0))
-            free_cand = np.flatnonzero(self.alive & (self.mate_cand < 0) & (self.cand_degree > 0))
-            if free_gt.size == 0 or free_cand.size == 0:
+            free_gt, free_cand = reachable_gt - self.size, usable_cand - self.size
+            if free_gt == 0 or free_cand == 0:
                 break
             hopeful_gt = hopeful_gt[self.mate_gt[hopeful_gt] < 0]
             hopeful_cand = hopeful_cand[self.mate_cand[hopeful_cand] < 0]
             hopeful = hopeful_gt.size + hopeful_cand.size
             if hopeful == 0 and self.surplus <= 0:
                 break
-            if hopeful == 0 or min(free_gt.size, free_cand.size) <= hopeful:
+            if hopeful == 0 or min(free_gt, free_cand) <= hopeful:
                 # a search from all free vertices of one side: finding nothing proves maximality
-                if free_gt.size <= free_cand.size:
-                    found = self._phase_from_gt(free_gt)
+                if free_gt <= free_cand:
+                    sources = np.flatnonzero((self.mate_gt < 0) & (self.alive_degree > 0))
+                    found = self._phase_from_gt(sources)
                 else:
-                    found = self._phase_from_cand(free_cand)
+                    usable = self.alive & (self.mate_cand < 0) & (self.cand_degree > 0)
+                    found = self._phase_from_cand(np.flatnonzero(usable))
                 if not found:
                     break
             elif hopeful_gt.size:
@@ -363,20 +370,26 @@ class _IncrementalMatching:
         tree reaches a free vertex of side B; each such tree gives one augmenting path. False
         when the trees stopped growing without reaching any free vertex.
         """
-        parent_b = np.full(mate_b.size, -1, dtype=np.int64)
+        # parent_b is kept between phases; stamp_b tells which entries this phase wrote.
+        parent_b, stamp_b = (
+            (self.parent_cand, self.stamp_cand) if mate_b is self.mate_cand
+            else (self.parent_gt, self.stamp_gt)
+        )  # fmt: skip
+        self.phase += 1
         finished = np.zeros(sources.size, dtype=bool)
         end_of_tree = np.full(sources.size, -1, dtype=np.int64)
         frontier = sources
         frontier_tree = np.arange(sources.size)
         while frontier.size:
             position, reached = _expand_positions(frontier, indptr, adjacency)
-            keep = parent_b[reached] < 0
+            keep = stamp_b[reached] != self.phase
             if allowed_b is not None:
                 keep &= allowed_b[reached]
             position, reached = position[keep], reached[keep]
             first = _one_per_value(reached, scratch)
             position, reached = position[first], reached[first]
             parent_b[reached] = frontier[position]
+            stamp_b[reached] = self.phase
             tree = frontier_tree[position]
             mates = mate_b[reached]
             free = mates < 0

@@ -332,7 +332,8 @@ def evaluate_predictions(
         pred_io.check_headers(root, task, ids)
 
     accumulators = build_metrics(tasks, info, recipe.eval.edge_benchmark, recipe.eval.edge_workers)
-    sizes = pred_io.SizeChecker(root)
+    checker = pred_io.ContentChecker(root)
+    classes = {t: len(info.class_names.get(t, ())) for t in tasks}
     try:
         with _progress(count, "scoring") as progress:
             bar = progress.add_task("scoring predictions", total=count) if progress else None
@@ -341,12 +342,12 @@ def evaluate_predictions(
                 h, w = (int(v) for v in sample["size"])
                 for task in tasks:
                     pred = pred_io.read_prediction(root, task, sample["id"])
-                    if sizes.check(task, sample["id"], pred, (h, w)):
+                    if checker.check(task, sample["id"], pred, (h, w), classes[task]):
                         target = pred_io.target_array(task, sample[task][..., :h, :w])
                         accumulators[task].update(pred, target)
                 if progress:
                     progress.advance(bar)
-            sizes.raise_if_any()
+            checker.raise_if_any()
             _finish_edges(accumulators, progress)
         results = {task: accumulators[task].compute() for task in tasks}
     finally:

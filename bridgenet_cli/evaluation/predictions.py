@@ -239,21 +239,28 @@ def read_prediction(root: Path, task: str, sample_id: str) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-class SizeChecker:
-    """Collects predictions whose size differs from their image; raises once enough are seen."""
+class ContentChecker:
+    """Collects predictions of the wrong size or with class ids the dataset does not have;
+    raises once ``limit`` are seen (or at the end, for fewer)."""
 
     def __init__(self, root: Path, limit: int = SHOWN):
         self.root = Path(root)
         self.limit = limit
         self.offenders: list[str] = []
 
-    def check(self, task: str, sample_id: str, pred: np.ndarray, size: tuple[int, int]) -> bool:
-        if tuple(pred.shape[:2]) == tuple(size):
+    def check(
+        self, task: str, sample_id: str, pred: np.ndarray, size: tuple[int, int], classes: int
+    ) -> bool:
+        """True when ``pred`` can be scored against an image of ``size``."""
+        name = f"{task}/{sample_id}{extension(task)}"
+        problem = None
+        if tuple(pred.shape[:2]) != tuple(size):
+            problem = f"{name} is {pred.shape[0]}x{pred.shape[1]}, image {size[0]}x{size[1]}"
+        elif TASKS.get(task).kind == "classes" and pred.size and int(pred.max()) >= classes:
+            problem = f"{name} has class id {int(pred.max())}, the dataset has {classes} classes"
+        if problem is None:
             return True
-        self.offenders.append(
-            f"{task}/{sample_id}{extension(task)} is {pred.shape[0]}x{pred.shape[1]}, "
-            f"image {size[0]}x{size[1]}"
-        )
+        self.offenders.append(problem)
         if len(self.offenders) >= self.limit:
             self.raise_if_any()
         return False
@@ -261,6 +268,8 @@ class SizeChecker:
     def raise_if_any(self) -> None:
         if self.offenders:
             raise BridgeNetError(
-                f"{self.root}: predictions of the wrong size: {_first(self.offenders)}",
-                "save predictions at the image's native size (H, W), without padding",
+                f"{self.root}: {len(self.offenders)} unusable predictions: "
+                f"{_first(self.offenders)}",
+                "save predictions at the image's native size (H, W), without padding, with class "
+                "ids below the dataset's class count",
             )

@@ -24,7 +24,7 @@ num_workers = 0
 augment = false
 [model]
 backbone = "vit-tiny"
-backbone_depth = 1
+backbone_depth = 2
 decoder_width = 16
 prelim_width = 16
 stage_widths = [16, 8, 8]

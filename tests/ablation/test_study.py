@@ -186,3 +186,23 @@ def test_cli_emit_commands_prints_one_command_per_run(recipe, tmp_path):
     assert len(lines) == 3 and all(line.startswith("torchrun ") for line in lines)
     assert all("--set train.max_iters=5" in line for line in lines)
     assert not (tmp_path / "s").exists()
+
+
+def test_missing_primary_metric_is_reported(tmp_path, caplog):
+    path = tmp_path / "recipe.toml"
+    path.write_text('[data]\ndataset = "synthetic"\ntasks = ["semseg", "edge"]\n')
+    fake = FakeRunner()
+    plain = fake.evaluate
+
+    def without_odsf(folder, recipe):
+        tasks = [t for t in recipe.data.tasks if t != "edge"]
+        results = plain(folder, type(recipe)(data=type(recipe.data)(tasks=tasks)))
+        if "edge" in recipe.data.tasks:
+            results["edge"] = {"bce_proxy": 0.3}
+        return results
+
+    fake.evaluate = without_odsf
+    table, _ = fake.run(plan_study("task-sets", str(path), [], sets="semseg,edge"), tmp_path / "s")
+
+    assert table.rows[1].metrics["edge"] is None and table.rows[1].delta_mtl is None
+    assert "eval.edge_benchmark=true" in caplog.text

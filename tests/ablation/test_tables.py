@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bridgenet_cli.ablation.tables import (
-    build_table,
-    relative_gain,
-    to_csv,
-    to_markdown,
-    write_tables,
-)
+from bridgenet_cli.ablation.tables import build_table, to_csv, to_markdown, write_tables
+from bridgenet_cli.evaluation.delta import relative_gain
 
 STL = {
     "semseg": {"semseg": {"miou": 50.0}},
@@ -62,7 +57,7 @@ def test_markdown_table_has_a_column_per_metric_and_gain():
     text = to_markdown(sample_table())
 
     lines = text.strip().splitlines()
-    assert lines[0].startswith("| Model | Seg. miou ↑ | ΔSeg. (%) | Dep. rmse ↓")
+    assert lines[0].startswith("| Model | Seg. mIoU ↑ | ΔSeg. (%) | Dep. rmse ↓")
     assert lines[0].endswith("Δ_MTL (%) ↑ |")
     assert len(lines) == 2 + 3
     assert "| both | 55.00 | +10.00 | 0.4500 | +10.00 | - | - | +10.00 |" in text

@@ -155,20 +155,35 @@ def test_corrupted_cache(cache, damage):
     assert "delete it and re-create it with: bridgenet prepare-data" in text
 
 
-def test_damaged_chunk_is_detected_when_read_and_by_verify(cache):
+def damage(cache, task: str, index: int) -> None:
+    """Overwrite 8 bytes inside the stored chunk of sample ``index``'s ``task``."""
     with h5py.File(cache, "r") as handle:
-        offset = handle["train"]["depth"].id.get_chunk_info(1).byte_offset
+        offset = handle["train"][task].id.get_chunk_info(index).byte_offset
     data = bytearray(cache.read_bytes())
-    data[offset + 40 : offset + 48] = b"\xff" * 8
+    data[offset + 4 : offset + 12] = b"\xff" * 8
     cache.write_bytes(bytes(data))
+
+
+def test_damaged_compressed_chunk_fails_when_read(cache):
+    damage(cache, "semseg", 1)
 
     with pytest.raises(BridgeNetError) as caught:
         CacheSource(cache, "train").read(1)
-    assert "sample '0002' of train is unreadable" in one_line(caught.value)
+
+    text = one_line(caught.value)
+    assert "sample '0002' of train is unreadable" in text
+    assert f"check it with `bridgenet prepare-data verify {cache}`" in text
+
+
+def test_damage_anywhere_is_found_by_verify(cache):
+    damage(cache, "depth", 1)  # uncompressed: reads succeed, the digest does not match
 
     with pytest.raises(BridgeNetError) as caught:
         verify_cache(cache)
-    assert "failed verification: 1 problems: train/0002: unreadable" in one_line(caught.value)
+
+    text = one_line(caught.value)
+    assert "failed verification: 1 problems: train/0002: stored data does not match" in text
+    assert "re-create it with: bridgenet prepare-data nyud" in text
 
 
 def test_verify_passes_a_good_cache(cache):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bridgenet_cli.cli.app import app
+from bridgenet_cli.cli.app import app, main
 from tests.evaluation.helpers import SYNTHETIC_OVERRIDES
 
 runner = CliRunner()
@@ -41,13 +41,19 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         (["run", "--format", "yaml"], "--format 'yaml' is not one of table, json"),
         (["no/such/run"], "no run folder or checkpoint at no/such/run"),
         (["--predictions", "no/such", "--dataset", "mnist"], "neither a dataset name"),
+        (
+            ["--predictions", "no/such", "--dataset", "nyud", "--as-reference", "r.json"],
+            "--as-reference applies to a model",
+        ),
     ],
 )
-def test_mistakes_are_one_line_errors(args, message):
-    result = _cli("eval", *args)
-    assert result.returncode == 2
-    assert message in result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
+def test_mistakes_are_one_line_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", *args])
+    assert exit_info.value.code == 2
+    output = capsys.readouterr()
+    assert message in " ".join((output.out + output.err).split())
+    assert "Traceback" not in output.err
 
 
 @pytest.mark.slow
@@ -73,10 +79,13 @@ def test_train_eval_reference_and_offline(tmp_path):
     assert table.returncode == 0, table.stderr
     assert "Delta_MTL" in table.stdout and "mIoU" in table.stdout
 
-    tiny_synthetic = ["--set", "data.synthetic.num_train=16", "--set", "data.synthetic.num_val=4",
-                      "--set", "data.synthetic.height=64", "--set", "data.synthetic.width=64"]  # fmt: skip
-    offline = _cli("eval", "--predictions", str(preds), "--dataset", "synthetic", "--format", "json",
-                   *tiny_synthetic)  # fmt: skip
+    tiny_synthetic = []
+    for setting in ("num_train=16", "num_val=4", "height=64", "width=64"):
+        tiny_synthetic += ["--set", f"data.synthetic.{setting}"]
+    offline = _cli(
+        "eval", "--predictions", str(preds), "--dataset", "synthetic", "--format", "json",
+        *tiny_synthetic,
+    )  # fmt: skip
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)["results"] == report["results"]
     assert SYNTHETIC_OVERRIDES  # the helpers' settings are for the other tests

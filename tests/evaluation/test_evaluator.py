@@ -153,8 +153,17 @@ def test_wrong_sizes_are_listed(saved, tmp_path):
     with pytest.raises(BridgeNetError) as error:
         _offline(broken)
     message = str(error.value)
-    assert "wrong size" in message and "is 30x56, image 40x56" in message
+    assert "2 unusable predictions" in message and "is 30x56, image 40x56" in message
     assert all(sample_id in message for sample_id in dataset.ids[:2])
+
+
+def test_class_ids_beyond_the_dataset_are_listed(saved, tmp_path):
+    _, folder, dataset = saved
+    broken = _copy(folder, tmp_path)
+    first = dataset.ids[0]
+    Image.fromarray(np.full((40, 56), 12, np.uint8)).save(broken / "semseg" / f"{first}.png")
+    with pytest.raises(BridgeNetError, match=rf"{first}\.png has class id 12, the dataset has 10"):
+        _offline(broken)
 
 
 def test_unknown_task_folder_and_missing_folder(saved, tmp_path):
