@@ -27,7 +27,7 @@ decoder_width = 16
 prelim_width = 16
 stage_widths = [16, 8, 8]
 head_width = 16
-tfr_size = "base"
+refine = "add"  # the lightest refiner: these tests are about the engine
 
 [train]
 max_iters = 4
