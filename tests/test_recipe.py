@@ -104,7 +104,8 @@ def test_error_unknown_key_in_base_names_the_base_file(tmp_path: Path):
     child = write(tmp_path / "child.toml", 'base = "base.toml"\n')
 
     assert error_text(child) == (
-        f"{tmp_path / 'base.toml'}: unknown key 'model.backbon' (did you mean 'model.backbone'?)"
+        f"{tmp_path / 'base.toml'}: unknown key 'model.backbon' "
+        "(did you mean 'model.backbone' or 'model.backbone_depth'?)"
     )
 
 

@@ -8,6 +8,7 @@ from bridgenet_cli.cli.common import SET_OPTION
 from bridgenet_cli.errors import BridgeNetError
 
 FORMATS = ("table", "json")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def register(app: typer.Typer) -> None:
@@ -77,6 +78,9 @@ def eval_command(
     if output_format not in FORMATS:
         raise BridgeNetError(f"--format {output_format!r} is not one of {', '.join(FORMATS)}",
                              "use --format table or --format json")  # fmt: skip
+    if device not in DEVICES:
+        raise BridgeNetError(f"--device {device!r} is not one of {', '.join(DEVICES)}",
+                             "use --device auto, cpu or cuda")  # fmt: skip
     if predictions is not None:
         if run_or_checkpoint is not None:
             raise BridgeNetError(

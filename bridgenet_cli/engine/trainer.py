@@ -26,7 +26,6 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from bridgenet_cli.config.recipe import load_recipe
 from bridgenet_cli.config.schema import Recipe
 from bridgenet_cli.engine import checkpoint as ckpt
 from bridgenet_cli.engine.builders import build_split
@@ -93,13 +92,6 @@ def train(
         return _train(recipe, Path(run_dir), resume, argv, on_step, ctx)
     finally:
         shutdown_distributed()
-
-
-def train_from_file(
-    recipe_path: str | Path, run_dir: str | Path, overrides: list[str] | None = None, **kwargs: Any
-) -> TrainResult:
-    """Load a recipe file with ``--set`` style ``overrides`` and :func:`train` it."""
-    return train(load_recipe(recipe_path, overrides), run_dir, **kwargs)
 
 
 def _train(
@@ -197,7 +189,7 @@ def run_loop(
             window.add(values, time.perf_counter() - tick)
 
             images_per_s = cfg.batch_size * window.steps / max(window.seconds, 1e-9)
-            progress.update(session.iteration, _bar_losses(values), _lr(session), images_per_s)
+            progress.update(session.iteration, _bar_losses(values), values["lr"], images_per_s)
             if session.iteration % cfg.log_every == 0 or session.iteration == cfg.max_iters:
                 log_train(session, window)
                 window.reset()
@@ -284,7 +276,10 @@ def train_step(session: Session, micro_batches: list[dict[str, Any]]) -> dict[st
     values = dict(zip(names, mean_across_ranks(stacked, session.ctx).tolist(), strict=True))
     check_finite(session, values)
 
-    apply_gradients(session)
+    values["lr"] = _lr(session)  # the rate this step uses
+    grad_norm = apply_gradients(session)
+    if grad_norm is not None:
+        values["grad_norm"] = grad_norm
     session.iteration += 1
     return values
 
@@ -310,20 +305,26 @@ def check_finite(session: Session, values: dict[str, float]) -> None:
     )
 
 
-def apply_gradients(session: Session) -> None:
-    """Unscale (fp16), clip, step the optimiser, the scaler and the schedule."""
+def apply_gradients(session: Session) -> float | None:
+    """Unscale (fp16), clip, step the optimiser, the scaler and the schedule.
+
+    Returns the gradient norm before clipping (None when clipping is off).
+    """
     cfg = session.recipe.train
     scaler = session.precision.scaler
     if scaler is not None:
         scaler.unscale_(session.optimizer)
+    grad_norm = None
     if cfg.clip_grad > 0:
-        torch.nn.utils.clip_grad_norm_(session.model.parameters(), cfg.clip_grad)
+        norm = torch.nn.utils.clip_grad_norm_(session.model.parameters(), cfg.clip_grad)
+        grad_norm = float(norm)
     if scaler is not None:
         scaler.step(session.optimizer)
         scaler.update()
     else:
         session.optimizer.step()
     session.scheduler.step()
+    return grad_norm
 
 
 def log_train(session: Session, window: Window) -> None:
@@ -332,7 +333,6 @@ def log_train(session: Session, window: Window) -> None:
         "iter": session.iteration,
         "split": "train",
         **window.means(),
-        "lr": _lr(session),
         "images_per_s": cfg.batch_size * window.steps / max(window.seconds, 1e-9),
     }
     session.metrics.write(record)

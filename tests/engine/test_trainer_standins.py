@@ -1,6 +1,7 @@
 """The training loop's bookkeeping, on a stand-in model and dataset (fast)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -159,3 +160,15 @@ def test_select_metric_is_recorded_with_direction(tmp_path):
     vals = [r["depth"]["rmse"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl")
             .read_text().splitlines()) if r["split"] == "val"]  # fmt: skip
     assert result.best["value"] == min(vals)
+
+
+def test_bf16_autocast_and_channels_last_train_on_cpu(tmp_path):
+    result = trainer.train(
+        _recipe(max_iters=2, amp="bf16", channels_last=True, eval_every=0), tmp_path / "run"
+    )
+    losses = [r["loss"] for r in read_metrics(tmp_path / "run") if r["split"] == "train"]
+    assert result.iteration == 2 and all(math.isfinite(v) for v in losses)
+
+
+def test_sync_bn_without_a_process_group_is_ignored(tmp_path):
+    assert trainer.train(_recipe(max_iters=1, sync_bn=True), tmp_path / "run").iteration == 1

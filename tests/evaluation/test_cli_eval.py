@@ -39,6 +39,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         (["--predictions", "x"], "--predictions needs --dataset"),
         (["run", "--predictions", "x", "--dataset", "nyud"], "not both"),
         (["run", "--format", "yaml"], "--format 'yaml' is not one of table, json"),
+        (["run", "--device", "gpu"], "--device 'gpu' is not one of auto, cpu, cuda"),
         (["no/such/run"], "no run folder or checkpoint at no/such/run"),
         (["--predictions", "no/such", "--dataset", "mnist"], "neither a dataset name"),
         (

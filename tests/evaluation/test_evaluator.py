@@ -17,8 +17,12 @@ ALL = ["semseg", "human_parts", "depth", "normals", "saliency", "edge"]
 def saved(tmp_path_factory):
     """Online results of the pixel model and the predictions it saved."""
     folder = tmp_path_factory.mktemp("preds") / "predictions"
-    dataset = synthetic_val(ALL)
-    results = evaluate_model(PixelModel(ALL), dataset, edge_workers=1, save_predictions_dir=folder)
+    with pytest.MonkeyPatch.context() as patch:
+        # module scope runs before the per-test data folder of conftest.py: use the same one
+        patch.setenv("BRIDGENET_DATA", str(tmp_path_factory.getbasetemp() / "bridgenet-data"))
+        dataset = synthetic_val(ALL)
+        model = PixelModel(ALL)
+        results = evaluate_model(model, dataset, edge_workers=1, save_predictions_dir=folder)
     return results, folder, dataset
 
 
