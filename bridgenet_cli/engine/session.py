@@ -61,7 +61,8 @@ class Session:
     best: dict[str, Any] = field(default_factory=dict)
     last_eval: dict[str, Any] | None = None
     val_dataset: Dataset | None = None
-    stop_requested: bool = False
+    stop_requested: bool = False  # set by Ctrl-C; the loop saves and stops after the step
+    saved_iteration: int = -1  # iteration of the last checkpoint this process wrote
 
 
 # ----------------------------------------------------------------------------------------------
@@ -96,6 +97,22 @@ def prepare_run_dir(
             "train into a new or empty folder with --out",
         )
     return None
+
+
+def check_settings(recipe: Recipe, ctx: DistContext) -> None:
+    """Catch recipe mistakes that are cheap to find before any data or model is built."""
+    cfg = recipe.train
+    tasks = recipe_tasks(recipe)
+    task_weights(tasks, recipe.data.dataset, cfg.loss_weights)
+    build_selection(cfg.select_metric, tasks, recipe.eval.references is not None)
+    build_precision(cfg.amp, ctx.device)
+    # The split of the batch over ranks and micro-batches (the data size is checked later).
+    StepLayout(cfg.batch_size, cfg.batch_size, cfg.grad_accum, ctx.world_size).check()
+    if cfg.sync_bn and ctx.distributed and ctx.device.type != "cuda":
+        raise BridgeNetError(
+            "train.sync_bn needs CUDA devices (torch's SyncBatchNorm has no CPU kernels)",
+            "set --set train.sync_bn=false for CPU runs",
+        )
 
 
 def configure_backends(device: torch.device) -> None:
@@ -176,12 +193,7 @@ def build_session(
 
 def place_model(model: nn.Module, recipe: Recipe, ctx: DistContext) -> nn.Module:
     """Move to the device, optionally channels-last and SyncBatchNorm; training mode."""
-    if recipe.train.sync_bn and ctx.distributed:
-        if ctx.device.type != "cuda":
-            raise BridgeNetError(
-                "train.sync_bn needs CUDA devices (torch's SyncBatchNorm has no CPU kernels)",
-                "set --set train.sync_bn=false for CPU runs",
-            )
+    if recipe.train.sync_bn and ctx.distributed:  # CUDA only, see check_settings
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(ctx.device)
     if recipe.train.channels_last:

@@ -42,6 +42,7 @@ from bridgenet_cli.engine.session import (
     Session,
     build_session,
     build_train_data,
+    check_settings,
     configure_backends,
     make_loader,
     prepare_run_dir,
@@ -103,6 +104,7 @@ def _train(
     ctx: DistContext,
 ) -> TrainResult:
     started = time.perf_counter()
+    check_settings(recipe, ctx)
     checkpoint = prepare_run_dir(run_dir, recipe, resume, ctx)
     if ctx.is_main:
         describe_run(run_dir, recipe, argv)
@@ -198,7 +200,7 @@ def run_loop(
             if on_step is not None:
                 on_step(session.iteration)
             if session.stop_requested:
-                raise KeyboardInterrupt
+                stop_after_interrupt(session)
     if window.total_seconds == 0:
         return None
     return cfg.batch_size * window.total_steps / window.total_seconds
@@ -211,8 +213,16 @@ def next_micro_batches(session: Session, loader: Iterator[dict[str, Any]]) -> li
     except RuntimeError:
         if not session.stop_requested:
             raise
-        save(session, promote_to_best=False)  # the state of the last completed step
-        raise KeyboardInterrupt from None
+        stop_after_interrupt(session)
+        raise  # not reached
+
+
+def stop_after_interrupt(session: Session) -> None:
+    """Save the last completed step (unless just saved) and stop with KeyboardInterrupt."""
+    if session.saved_iteration != session.iteration:
+        save(session, promote_to_best=False)
+    logger.warning("stopped at iteration %d; run the same command to resume", session.iteration)
+    raise KeyboardInterrupt
 
 
 def _bar_losses(values: dict[str, float]) -> dict[str, float]:
@@ -344,9 +354,7 @@ def after_step(session: Session) -> None:
     cfg = session.recipe.train
     done = session.iteration >= cfg.max_iters
     evaluate_now = done or (cfg.eval_every > 0 and session.iteration % cfg.eval_every == 0)
-    save_now = (
-        evaluate_now or session.iteration % cfg.checkpoint_every == 0 or session.stop_requested
-    )
+    save_now = evaluate_now or session.iteration % cfg.checkpoint_every == 0
 
     improved = False
     if evaluate_now:
@@ -421,6 +429,7 @@ def save(session: Session, promote_to_best: bool) -> None:
         ckpt.save_checkpoint(checkpoint, last)
         if promote_to_best:
             ckpt.copy_checkpoint(last, ckpt.best_path(session.run_dir))
+    session.saved_iteration = session.iteration
     barrier(session.ctx)
 
 

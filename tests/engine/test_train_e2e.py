@@ -62,6 +62,7 @@ def test_tiny_run_lowers_every_task_loss(tmp_path):
         assert after[task] < 0.9 * before[task], (task, before[task], after[task])
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
     overrides = ["train.max_iters=6", "train.checkpoint_every=2", "train.eval_every=3"]
     recipe_path = write_tiny_recipe(tmp_path)
@@ -93,6 +94,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     """2 ranks x 1 micro-batch of 2 == 1 process x 2 accumulated micro-batches of 2.

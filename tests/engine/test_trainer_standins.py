@@ -2,6 +2,7 @@
 
 import json
 import math
+import signal
 
 import pytest
 import torch
@@ -172,3 +173,36 @@ def test_bf16_autocast_and_channels_last_train_on_cpu(tmp_path):
 
 def test_sync_bn_without_a_process_group_is_ignored(tmp_path):
     assert trainer.train(_recipe(max_iters=1, sync_bn=True), tmp_path / "run").iteration == 1
+
+
+def test_ctrl_c_saves_the_current_step_and_resumes_exactly(tmp_path):
+    trainer.train(_recipe(eval_every=0, checkpoint_every=100), tmp_path / "whole")
+
+    def interrupt(iteration):
+        if iteration == 3:
+            signal.raise_signal(signal.SIGINT)
+
+    recipe = _recipe(eval_every=0, checkpoint_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(recipe, tmp_path / "split", on_step=interrupt)
+    assert ckpt.read_checkpoint(ckpt.last_path(tmp_path / "split"))["iteration"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    trainer.train(recipe, tmp_path / "split")
+    whole, split = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
+    assert all(torch.equal(whole[name], split[name]) for name in whole)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (dict(batch_size=6, grad_accum=4), "multiple of 4"),
+        (dict(amp="fp16"), "needs a CUDA device"),
+        (dict(select_metric="normals.mean"), "does not train"),
+        (dict(loss_weights={"edge": 2.0}), "names task"),
+    ],
+)
+def test_recipe_mistakes_are_reported_before_anything_is_built(tmp_path, settings, message):
+    with pytest.raises(BridgeNetError, match=message):
+        trainer.train(_recipe(**settings), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
