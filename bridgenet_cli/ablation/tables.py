@@ -204,11 +204,11 @@ def plot_gains(table: StudyTable, path: str | Path) -> Path:
     axis.set_ylabel("gain over STL (%)")
     axis.set_title(f"{table.study} study on {table.dataset}: gains over single-task runs")
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=8, ncol=min(4, len(series)))
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the bars
     figure.tight_layout()
 
     path = Path(path)
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     return path
 
 
