@@ -3,10 +3,14 @@
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from bridgenet_cli.cli.common import PRINT_RECIPE_OPTION, SET_OPTION, resolve_recipe
+
+if TYPE_CHECKING:
+    from bridgenet_cli.engine.trainer import TrainResult
 
 
 def default_out(recipe_path: str, recipe_name: str) -> Path:
@@ -60,7 +64,8 @@ def train_command(
         _report(result)
 
 
-def _report(result) -> None:
+def _report(result: "TrainResult") -> None:
+    """A short summary; every metric (per class too) is in the run's metrics.jsonl."""
     typer.echo(f"run folder: {result.run_dir} ({result.iteration} iterations)")
     if result.images_per_s is not None:
         typer.echo(
@@ -69,8 +74,11 @@ def _report(result) -> None:
         )
     for task, metrics in (result.final_eval or {}).items():
         if isinstance(metrics, dict):
-            shown = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()
-                              if isinstance(value, int | float))  # fmt: skip
+            shown = ", ".join(
+                f"{name} {value:.4g}"
+                for name, value in metrics.items()
+                if "/" not in name and isinstance(value, int | float)
+            )
             typer.echo(f"  {task}: {shown}")
         elif isinstance(metrics, int | float):
             typer.echo(f"  {task}: {metrics:.4g}")
