@@ -22,6 +22,7 @@ from bridgenet_cli.visualization.render import save_figure
 logger = logging.getLogger(__name__)
 
 _BOOKKEEPING = {"iter", "split", "epoch", "time", "timestamp", "rank"}
+SMOOTH_FROM = 30  # shorter series are drawn raw: a moving average would only lag behind them
 
 
 @dataclass
@@ -97,7 +98,7 @@ def plot_lines(path: Path, title: str, lines: dict[str, Series], ylabel: str, sm
     axis = figure.subplots()
     for index, (name, data) in enumerate(sorted(lines.items())):
         colour = f"C{index % 10}"
-        if smooth and len(data.values) > 5:
+        if smooth and len(data.values) >= SMOOTH_FROM:
             axis.plot(data.iters, data.values, color=colour, alpha=0.25, linewidth=0.8)
             axis.plot(data.iters, _smooth(data.values), color=colour, label=name, linewidth=1.6)
         else:
@@ -113,9 +114,9 @@ def plot_lines(path: Path, title: str, lines: dict[str, Series], ylabel: str, sm
     return save_figure(figure, path)
 
 
-def plot_panels(path: Path, title: str, panels: dict[str, Series]) -> Path:
-    """One small axes per series (metrics with different scales)."""
-    names = sorted(panels)
+def plot_panels(path: Path, title: str, panels: dict[str, Series], first: str = "") -> Path:
+    """One small axes per series (metrics with different scales); ``first`` leads, marked."""
+    names = sorted(panels, key=lambda name: (name != first, name))
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
     figure = Figure(figsize=(4.0 * cols, 3.0 * rows))
@@ -126,7 +127,8 @@ def plot_panels(path: Path, title: str, panels: dict[str, Series]) -> Path:
             continue
         data = panels[names[index]]
         axis.plot(data.iters, data.values, marker=".", color="C0")
-        axis.set_title(names[index], fontsize=9)
+        label = names[index] + (" (primary)" if names[index] == first else "")
+        axis.set_title(label, fontsize=9)
         axis.set_xlabel("iteration", fontsize=8)
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
@@ -140,7 +142,9 @@ def visualize_curves(run_dir: str | Path, out: str | Path) -> Path:
 
     Pictures: ``losses.png`` (every training key starting with ``loss``), ``learning_rate.png``,
     ``train_other.png`` (other training numbers such as throughput), ``val_<task>.png`` (one
-    panel per metric of the task) and ``val_other.png`` (for example Delta_MTL).
+    panel per metric of the task, its primary metric first), ``val_<task>_per_class.png``
+    (per-class numbers such as ``iou/<class>``, one line each) and ``val_other.png`` (for
+    example Delta_MTL).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -157,7 +161,7 @@ def visualize_curves(run_dir: str | Path, out: str | Path) -> Path:
     training: list[GalleryItem] = []
     if losses:
         plot_lines(out / "losses.png", "Training losses", losses, "loss", smooth=True)
-        training.append(GalleryItem(out / "losses.png", "training losses (smoothed; raw faint)"))
+        training.append(GalleryItem(out / "losses.png", "training losses (long series smoothed, raw faint)"))
     if rates:
         plot_lines(out / "learning_rate.png", "Learning rate", rates, "lr", smooth=False)
         training.append(GalleryItem(out / "learning_rate.png", "learning rate"))
@@ -175,8 +179,17 @@ def visualize_curves(run_dir: str | Path, out: str | Path) -> Path:
             by_task["other"][key] = data
     for group in sorted(by_task, key=lambda g: (g == "other", g)):
         name = TASKS.get(group).title if group in TASKS else "Other validation numbers"
-        plot_panels(out / f"val_{group}.png", f"Validation: {name}", by_task[group])
-        validation.append(GalleryItem(out / f"val_{group}.png", f"validation: {name}"))
+        primary = TASKS.get(group).metric if group in TASKS else ""
+        # Per-class numbers (``iou/<class>``) share one axes; summary metrics get a panel each.
+        summary = {k: s for k, s in by_task[group].items() if "/" not in k}
+        per_class = {k: s for k, s in by_task[group].items() if "/" in k}
+        if summary:
+            plot_panels(out / f"val_{group}.png", f"Validation: {name}", summary, primary)
+            validation.append(GalleryItem(out / f"val_{group}.png", f"validation: {name}"))
+        if per_class:
+            path = out / f"val_{group}_per_class.png"
+            plot_lines(path, f"Validation: {name}, per class", per_class, "", smooth=False)
+            validation.append(GalleryItem(path, f"validation: {name}, per class"))
 
     if not training and not validation:
         raise BridgeNetError(

@@ -23,7 +23,8 @@ def write_metrics(run_dir: Path, broken_tail: bool = False) -> None:
         )  # fmt: skip
         if step % 50 == 0:
             lines.append(
-                {"iter": step, "split": "val", "semseg": {"miou": step / 200, "pixel_acc": 0.7},
+                {"iter": step, "split": "val", "semseg": {"miou": step / 200, "pixel_acc": 0.7,
+                                                          "iou/wall": 0.5, "iou/floor": 0.6},
                  "depth": {"rmse": 1.0 / step}, "delta_mtl": step / 10}
             )  # fmt: skip
     text = "\n".join(json.dumps(line) for line in lines) + "\n"
@@ -51,7 +52,7 @@ def test_curves_write_pictures_and_an_offline_index(tmp_path):
     names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert names == [
         "learning_rate.png", "losses.png", "train_other.png", "val_depth.png", "val_other.png",
-        "val_semseg.png",
+        "val_semseg.png", "val_semseg_per_class.png",
     ]  # fmt: skip
     for name in names:
         rgb = open_rgb(tmp_path / "out" / name)
