@@ -128,23 +128,30 @@ def _header(table: StudyTable) -> list[str]:
     return header
 
 
-def _metric_text(value: float | None) -> str:
+def _decimals(values: list[float | None], small: int, large: int) -> int:
+    """One number of decimals for a whole column: ``small`` when every value is below 10."""
+    present = [abs(v) for v in values if v is not None]
+    return small if present and max(present) < 10 else large
+
+
+def _number(value: float | None, decimals: int, sign: bool = False) -> str:
     if value is None:
         return "-"
-    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
-
-
-def _gain_text(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.2f}"
+    return f"{value:+.{decimals}f}" if sign else f"{value:.{decimals}f}"
 
 
 def _cells(table: StudyTable, row: TableRow) -> list[str]:
     cells = [row.label]
     if table.show_params:
-        cells.append("-" if row.params_m is None else f"{row.params_m:+.1f}")
+        decimals = _decimals([r.params_m for r in table.rows], small=2, large=1)
+        cells.append(_number(row.params_m, decimals, sign=True))
     for task in table.tasks:
-        cells += [_metric_text(row.metrics.get(task)), _gain_text(row.gains.get(task))]
-    cells.append(_gain_text(row.delta_mtl))
+        decimals = _decimals([r.metrics.get(task) for r in table.rows], small=4, large=2)
+        cells += [
+            _number(row.metrics.get(task), decimals),
+            _number(row.gains.get(task), 2, sign=True),
+        ]
+    cells.append(_number(row.delta_mtl, 2, sign=True))
     return cells
 
 

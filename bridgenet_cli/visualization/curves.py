@@ -161,7 +161,9 @@ def visualize_curves(run_dir: str | Path, out: str | Path) -> Path:
     training: list[GalleryItem] = []
     if losses:
         plot_lines(out / "losses.png", "Training losses", losses, "loss", smooth=True)
-        training.append(GalleryItem(out / "losses.png", "training losses (long series smoothed, raw faint)"))
+        training.append(
+            GalleryItem(out / "losses.png", "training losses (long series smoothed, raw faint)")
+        )
     if rates:
         plot_lines(out / "learning_rate.png", "Learning rate", rates, "lr", smooth=False)
         training.append(GalleryItem(out / "learning_rate.png", "learning rate"))

@@ -91,3 +91,11 @@ def test_missing_metric_leaves_delta_mtl_empty():
 
     assert table.rows[1].gains["depth"] is None
     assert table.rows[1].delta_mtl is None
+
+
+def test_a_column_uses_one_number_format():
+    rows = [("low", "r", ["semseg"], {"semseg": {"miou": 5.8553}})]
+
+    text = to_markdown(build_table("task-sets", "synthetic", ["semseg"], STL, rows))
+
+    assert "| low | 5.86 |" in text and "| STL | 50.00 |" in text
