@@ -1,6 +1,7 @@
 """``bridgenet profile`` and the profiling library, on tiny models."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from bridgenet_cli.profiling import ProfileRequest, count_flops, count_parameter
 from bridgenet_cli.profiling.latency import Timing, measure, time_calls
 from bridgenet_cli.profiling.profile import TABLE4, resolve_request, table4_row
 
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 TINY_SETS = [
     "--set", "model.backbone=vit-tiny", "--set", "model.backbone_depth=2",
     "--set", "model.decoder_width=32", "--set", "model.stage_widths=[32,16,8]",
@@ -194,6 +196,18 @@ def test_set_values_without_a_recipe_keep_the_paper_defaults():
     assert request.model.tfr_size == "base" and request.model.backbone == "vit-large"
     assert request.dataset == "pascal" and request.tasks == ["semseg"]
     assert request.resolution == (256, 256)
+
+
+def test_recipe_gives_its_training_size():
+    """The quickstart's synthetic scenes are 96x128, not the synthetic default 192x256."""
+    request = build_request(
+        str(RECIPES / "quickstart.toml"), [], None, None, None, None, None, None
+    )
+    assert request.dataset == "synthetic" and request.resolution == (96, 128)
+    request = build_request(
+        str(RECIPES / "nyud_vitb.toml"), [], None, "pascal", None, None, None, None
+    )
+    assert request.resolution is None  # another dataset: that dataset's own size
 
 
 def test_bad_choice_names_the_option(capsys):

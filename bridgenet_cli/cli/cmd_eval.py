@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from bridgenet_cli.cli.common import SET_OPTION
+from bridgenet_cli.cli.common import SET_OPTION, DeviceOption
 from bridgenet_cli.errors import BridgeNetError
 
 FORMATS = ("table", "json")
@@ -38,7 +38,7 @@ def eval_command(
     dataset: str | None = typer.Option(
         None, "--dataset", help="Offline mode: dataset name or prepared cache file (.h5)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: DeviceOption = "auto",
     overrides: list[str] = SET_OPTION,
 ) -> None:
     """Evaluate a trained model at native resolution, or score saved predictions.

@@ -1,6 +1,8 @@
 """``bridgenet prepare-data``: dataset folders and synthetic scenes into HDF5 caches."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -19,23 +21,40 @@ prepare_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ROOT = typer.Option(..., "--root", help="The unpacked dataset folder (never written to).")
-OUT = typer.Option(None, "--out", help="Cache file; default: <data dir>/<dataset>.h5.")
-TASKS_OPTION = typer.Option(
-    None, "--tasks", help="Comma-separated subset of the dataset's tasks; default: all."
-)
-SKIP_BAD = typer.Option(
-    False, "--skip-bad", help="Leave bad samples out (listed in the cache) instead of failing."
-)
-WORKERS = typer.Option(None, "--workers", help="Decoding processes; default: CPU cores (max 8).")
-VERIFY = typer.Option(False, "--verify", help="Re-read the written cache and check every sample.")
-FORCE = typer.Option(False, "--force", help="Replace an existing cache file.")
-COMPRESSION = typer.Option(
-    "fast",
-    "--compression",
-    help="fast: images and depth uncompressed (several times faster to read than the raw files);"
-    " small: everything gzip-compressed (smaller, slower to read).",
-)
+RootOption = Annotated[
+    Path, typer.Option("--root", help="The unpacked dataset folder (never written to).")
+]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", help="Cache file; default: <data dir>/<dataset>.h5.")
+]
+TasksOption = Annotated[
+    str | None,
+    typer.Option("--tasks", help="Comma-separated subset of the dataset's tasks; default: all."),
+]
+SkipBadOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad", help="Leave bad samples out (listed in the cache) instead of failing."
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", help="Decoding processes; default: CPU cores (max 8)."),
+]
+VerifyOption = Annotated[
+    bool, typer.Option("--verify", help="Re-read the written cache and check every sample.")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace an existing cache file.")]
+CompressionOption = Annotated[
+    str,
+    typer.Option(
+        "--compression",
+        help="fast: images and depth uncompressed (several times faster to read than the raw "
+        "files); small: everything gzip-compressed (smaller, slower to read).",
+    ),
+]
+NumTrainOption = Annotated[int, typer.Option("--num-train", help="Scenes in the train split.")]
+NumValOption = Annotated[int, typer.Option("--num-val", help="Scenes in the val split.")]
 
 
 def _tasks(text: str | None) -> tuple[str, ...] | None:
@@ -91,58 +110,61 @@ def _prepare_folder(
     _report(result, verify)
 
 
-@prepare_app.command("nyud")
-def nyud(
-    root: Path = ROOT,
-    out: Path = OUT,
-    tasks: str = TASKS_OPTION,
-    skip_bad: bool = SKIP_BAD,
-    workers: int = WORKERS,
-    verify: bool = VERIFY,
-    force: bool = FORCE,
-    compression: str = COMPRESSION,
-) -> None:
+def _folder_command(dataset: str, doc: str) -> Callable[..., None]:
+    """Register ``prepare-data <dataset>`` for a dataset folder that needs no options of its own.
+
+    ``doc`` is the command's --help text; the command runs :func:`_prepare_folder`.
+    """
+
+    def command(
+        root: RootOption,
+        out: OutOption = None,
+        tasks: TasksOption = None,
+        skip_bad: SkipBadOption = False,
+        workers: WorkersOption = None,
+        verify: VerifyOption = False,
+        force: ForceOption = False,
+        compression: CompressionOption = "fast",
+    ) -> None:
+        _prepare_folder(dataset, root, out, tasks, skip_bad, workers, verify, force, compression)
+
+    command.__doc__ = doc
+    return prepare_app.command(dataset)(command)
+
+
+nyud = _folder_command(
+    "nyud",
     """NYUD-v2, either package (NYUDv2 with .png normals/edges, or NYUD_MT with .npy ones).
 
     Example: bridgenet prepare-data nyud --root ~/datasets/NYUDv2
-    """
-    _prepare_folder("nyud", root, out, tasks, skip_bad, workers, verify, force, compression)
+    """,
+)
 
-
-@prepare_app.command("pascal")
-def pascal(
-    root: Path = ROOT,
-    out: Path = OUT,
-    tasks: str = TASKS_OPTION,
-    skip_bad: bool = SKIP_BAD,
-    workers: int = WORKERS,
-    verify: bool = VERIFY,
-    force: bool = FORCE,
-    compression: str = COMPRESSION,
-) -> None:
+pascal = _folder_command(
+    "pascal",
     """PASCAL-Context multi-task (semseg, human parts, saliency, normals, edges).
 
     Example: bridgenet prepare-data pascal --root ~/datasets/PASCALContext --skip-bad
-    """
-    _prepare_folder("pascal", root, out, tasks, skip_bad, workers, verify, force, compression)
+    """,
+)
 
 
 @prepare_app.command("cityscapes")
 def cityscapes(
-    root: Path = ROOT,
-    out: Path = OUT,
-    tasks: str = TASKS_OPTION,
+    root: RootOption,
+    out: OutOption = None,
+    tasks: TasksOption = None,
     size: str = typer.Option(
         None, "--size", help="Downsample to HEIGHTxWIDTH (the paper: 384x768); default: full."
     ),
     depth: str = typer.Option(
         "disparity", "--depth", help="disparity, or metres (needs the camera/ folder)."
     ),
-    skip_bad: bool = SKIP_BAD,
-    workers: int = WORKERS,
-    verify: bool = VERIFY,
-    force: bool = FORCE,
-    compression: str = COMPRESSION,
+    skip_bad: SkipBadOption = False,
+    workers: WorkersOption = None,
+    verify: VerifyOption = False,
+    force: ForceOption = False,
+    compression: CompressionOption = "fast",
 ) -> None:
     """Cityscapes: 19 classes and disparity (or metric depth).
 
@@ -156,17 +178,17 @@ def cityscapes(
 
 @prepare_app.command("synthetic")
 def synthetic(
-    num_train: int = typer.Option(800, "--num-train", help="Scenes in the train split."),
-    num_val: int = typer.Option(200, "--num-val", help="Scenes in the val split."),
+    num_train: NumTrainOption = 800,
+    num_val: NumValOption = 200,
     height: int = typer.Option(192, "--height", help="Image height in pixels."),
     width: int = typer.Option(256, "--width", help="Image width in pixels."),
     seed: int = typer.Option(0, "--seed", help="Generator seed; the same seed, the same scenes."),
     out: Path = typer.Option(
         None, "--out", help="Cache file; default: the data directory, named by the settings."
     ),
-    workers: int = WORKERS,
-    verify: bool = VERIFY,
-    force: bool = FORCE,
+    workers: WorkersOption = None,
+    verify: VerifyOption = False,
+    force: ForceOption = False,
     compression: str = typer.Option(
         "small", "--compression", help="small (default here: synthetic maps shrink ~5x) or fast."
     ),
@@ -209,15 +231,15 @@ def verify(cache: Path = typer.Argument(..., help="The cache file to check.")) -
 
 @prepare_app.command("benchmark")
 def benchmark(
-    dataset: str = typer.Argument(..., help="nyud, pascal or cityscapes."),
-    root: Path = ROOT,
+    dataset: Annotated[str, typer.Argument(help="nyud, pascal or cityscapes.")],
+    root: RootOption,
     cache: Path = typer.Option(
         None, "--cache", help="A cache of this folder; default: one of the samples, made now."
     ),
     samples: int = typer.Option(50, "--samples", help="Samples read from each source."),
     split: str = typer.Option("val", "--split", help="The split to read."),
     repeat: int = typer.Option(3, "--repeat", help="Rounds; the best round of each counts."),
-    compression: str = COMPRESSION,
+    compression: CompressionOption = "fast",
 ) -> None:
     """Images per second decoding raw dataset files versus reading the HDF5 cache.
 
@@ -246,8 +268,8 @@ def benchmark(
 def export_folder(
     out: Path = typer.Option(..., "--out", help="New folder to write (must not exist)."),
     package: str = typer.Option("nyudv2", "--package", help="nyudv2 or nyud_mt."),
-    num_train: int = typer.Option(8, "--num-train", help="Scenes in the train split."),
-    num_val: int = typer.Option(8, "--num-val", help="Scenes in the val split."),
+    num_train: NumTrainOption = 8,
+    num_val: NumValOption = 8,
     height: int = typer.Option(425, "--height", help="Image height (NYUDv2: 425)."),
     width: int = typer.Option(560, "--width", help="Image width (NYUDv2: 560)."),
     seed: int = typer.Option(0, "--seed", help="Generator seed."),

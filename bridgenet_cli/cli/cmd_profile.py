@@ -62,6 +62,7 @@ def build_request(
     Without ``--recipe``: ViT-B on PASCAL, the paper's TFR size for the dataset, all its tasks at
     its training size, unless ``--set`` or an option says otherwise.
     """
+    from bridgenet_cli.data import resolve_train_size
     from bridgenet_cli.profiling.profile import PAPER_TFR_SIZE, ProfileRequest
 
     _check_choice("--variant", variant, CHOICES["model.variant"])
@@ -73,7 +74,6 @@ def build_request(
         model = dataclasses.replace(recipe.model)
         dataset = dataset or recipe.data.dataset
         task_list = list(recipe.data.tasks)
-        size = tuple(recipe.data.train_size) or None
     else:
         recipe, given = _overrides_only(overrides)
         model = dataclasses.replace(recipe.model)
@@ -85,7 +85,8 @@ def build_request(
         if "tfr_size" not in given.get("model", {}):
             model.tfr_size = PAPER_TFR_SIZE.get(dataset, model.tfr_size)
         task_list = list(recipe.data.tasks)
-        size = tuple(recipe.data.train_size) or None
+    # The recipe's training size (synthetic scenes: their own size) when profiling its dataset.
+    size = resolve_train_size(recipe.data) if dataset == recipe.data.dataset else None
     if backbone:
         model.backbone = backbone
     if variant:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import typer
 
+from bridgenet_cli.cli.common import DeviceOption
 from bridgenet_cli.errors import BridgeNetError
 from bridgenet_cli.visualization.curves import visualize_curves
 from bridgenet_cli.visualization.features import DEFAULT_POINTS
@@ -20,7 +21,6 @@ IMAGES_OPTION = typer.Option(
     help="Image files (JPEG, PNG) or folders of them; repeatable. Default: dataset samples.",
 )
 SPLIT_OPTION = typer.Option("val", "--split", help="Dataset split to take samples from.")
-DEVICE_OPTION = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 
 visualize_app = typer.Typer(
     help="Draw a model's predictions, its internal features and its training curves, each "
@@ -40,7 +40,7 @@ def predictions(
     images: list[str] | None = IMAGES_OPTION,
     split: str = SPLIT_OPTION,
     num: int = typer.Option(8, "--num", "-n", help="Number of split samples."),
-    device: str = DEVICE_OPTION,
+    device: DeviceOption = "auto",
 ) -> None:
     """Input, ground truth (when known) and prediction of every task, one figure per image.
 
@@ -92,7 +92,7 @@ def features(
         help="TPP query point x,y as fractions of width and height; repeatable. "
         "Default: 0.5,0.5 0.25,0.75 0.75,0.3",
     ),
-    device: str = DEVICE_OPTION,
+    device: DeviceOption = "auto",
 ) -> None:
     """Task-generic S, bridge S' and task-specific P at each stage, and TPP attention maps.
 

@@ -1,4 +1,12 @@
-"""Options and helpers shared by several commands."""
+"""Options and helpers shared by several commands.
+
+Options that commands in more than one module take live here; those shared by the subcommands of
+one group (``prepare-data``, ``ablate``, ``visualize``) live in that group's module. An
+``Annotated`` alias carries the option's type, names and help, and each command gives the default
+(``device: DeviceOption = "auto"``), so one option can default differently in two commands.
+"""
+
+from typing import Annotated
 
 import typer
 
@@ -15,6 +23,9 @@ SET_OPTION = typer.Option(
 PRINT_RECIPE_OPTION = typer.Option(
     False, "--print-recipe", help="Print the resolved recipe as TOML and exit."
 )
+
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+"""Where a trained model runs (``eval``, ``visualize``); the commands default to "auto"."""
 
 
 def resolve_recipe(path: str, overrides: list[str], print_recipe: bool) -> Recipe | None:

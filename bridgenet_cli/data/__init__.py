@@ -9,25 +9,21 @@ Public entry points (imported lazily, so that ``bridgenet_cli.tasks`` can import
 - :func:`resolve_train_size` — the training crop ``(H, W)`` a recipe implies.
 """
 
-from importlib import import_module
+from bridgenet_cli.lazy import lazy_exports
 
-_EXPORTS = {
-    "build_dataset": "bridgenet_cli.data.dataset",
-    "ensure_cache": "bridgenet_cli.data.dataset",
-    "image_to_sample": "bridgenet_cli.data.dataset",
-    "resolve_train_size": "bridgenet_cli.data.dataset",
-    "dataset_from_source": "bridgenet_cli.data.dataset",
-    "MultiTaskDataset": "bridgenet_cli.data.dataset",
-    "ReaderSource": "bridgenet_cli.data.dataset",
-    "CacheSource": "bridgenet_cli.data.cache",
-    "denormalize": "bridgenet_cli.data.transforms",
-    "normalize": "bridgenet_cli.data.transforms",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bridgenet_cli.data' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "dataset": (
+            "build_dataset",
+            "ensure_cache",
+            "image_to_sample",
+            "resolve_train_size",
+            "dataset_from_source",
+            "MultiTaskDataset",
+            "ReaderSource",
+        ),
+        "cache": ("CacheSource",),
+        "transforms": ("denormalize", "normalize"),
+    },
+)

@@ -111,7 +111,7 @@ def _train(
 
     configure_backends(ctx.device)
     train_dataset = build_train_data(recipe, ctx)
-    session = build_session(recipe, run_dir, ctx, len(train_dataset), checkpoint)
+    session = build_session(recipe, run_dir, ctx, len(train_dataset), checkpoint, train_dataset)
     if session.iteration >= recipe.train.max_iters:
         logger.info("run %s is already complete (%d iterations)", run_dir, session.iteration)
         session.metrics.close()

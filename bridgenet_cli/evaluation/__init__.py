@@ -13,29 +13,20 @@ NumPy and SciPy):
 - :func:`delta_mtl`, :func:`load_references`, :func:`write_references` — Delta_MTL.
 """
 
-from importlib import import_module
+from bridgenet_cli.lazy import lazy_exports
 
-_EXPORTS = {
-    "EvalReport": "bridgenet_cli.evaluation.evaluator",
-    "evaluate_model": "bridgenet_cli.evaluation.evaluator",
-    "evaluate_checkpoint": "bridgenet_cli.evaluation.evaluator",
-    "evaluate_predictions": "bridgenet_cli.evaluation.evaluator",
-    "evaluate_run": "bridgenet_cli.evaluation.evaluator",
-    "evaluate_during_training": "bridgenet_cli.evaluation.evaluator",
-    "build_metrics": "bridgenet_cli.evaluation.metrics",
-    "METRICS": "bridgenet_cli.evaluation.metrics",
-    "MetricAccumulator": "bridgenet_cli.evaluation.metrics",
-    "delta_mtl": "bridgenet_cli.evaluation.delta",
-    "load_references": "bridgenet_cli.evaluation.delta",
-    "write_references": "bridgenet_cli.evaluation.delta",
-    "References": "bridgenet_cli.evaluation.delta",
-    "DeltaReport": "bridgenet_cli.evaluation.delta",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bridgenet_cli.evaluation' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "evaluator": (
+            "EvalReport",
+            "evaluate_model",
+            "evaluate_checkpoint",
+            "evaluate_predictions",
+            "evaluate_run",
+            "evaluate_during_training",
+        ),
+        "metrics": ("build_metrics", "METRICS", "MetricAccumulator"),
+        "delta": ("delta_mtl", "load_references", "write_references", "References", "DeltaReport"),
+    },
+)

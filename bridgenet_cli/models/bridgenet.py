@@ -250,6 +250,17 @@ class BridgeNet(nn.Module):
             if any(True for m in modules for _ in m.parameters())
         }
 
+    @torch.no_grad()
+    def init_output_bias(self, task: str, value: float) -> None:
+        """Start ``task``'s final and intermediate outputs at ``value`` (a prior, e.g. mean depth).
+
+        Regression heads start near zero; on a target far from zero (depth in metres) they spend
+        their first iterations only learning the offset.
+        """
+        index = self.tasks.index(task)
+        self.heads[index].conv.bias.fill_(value)
+        self.inter_heads[index].bias.fill_(value)
+
     def forward(self, images: torch.Tensor, return_internals: bool = False) -> dict:
         B, _, H, W = images.shape
         grids = [grid_size((H, W), stride) for stride in self.strides]

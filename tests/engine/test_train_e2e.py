@@ -51,7 +51,9 @@ def test_tiny_run_lowers_every_task_loss(tmp_path):
     samples = [fixed[i] for i in range(8)]
 
     session.seed_everything(recipe.train.seed)  # the trainer's initial weights
-    before = _task_losses(build_recipe_model(recipe).train(), recipe, samples)
+    initial = build_recipe_model(recipe).train()
+    session.init_depth_prior(initial, recipe_tasks(recipe), fixed)
+    before = _task_losses(initial, recipe, samples)
     result = train(recipe, tmp_path / "run")
     model = build_recipe_model(recipe).train()
     model.load_state_dict(ckpt.read_checkpoint(result.last_checkpoint)["model"])
