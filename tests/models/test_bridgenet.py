@@ -6,6 +6,7 @@ import torch
 from bridgenet_cli.config.schema import ModelConfig
 from bridgenet_cli.errors import BridgeNetError
 from bridgenet_cli.models import build_model
+from bridgenet_cli.models.tpp import TaskPatternPropagation
 from bridgenet_cli.tasks import TASKS
 from tests.models.tiny import NYUD_TASKS, tiny
 
@@ -137,13 +138,30 @@ def test_internals_only_when_asked():
 
 
 def test_tpp_shares_patterns_between_tasks():
-    model = make().eval()
-    images = torch.randn(1, 3, 128, 128)
+    """Task j's attention is the softmax of the mixed scores of all tasks (Eq. 1-2)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        tpp = TaskPatternPropagation(channels=32, num_tasks=2, num_heads=2).eval()
+        features = [torch.randn(1, 32, 4, 4) for _ in range(2)]  # two tasks' stride-32 features
+
     with torch.no_grad():
-        before = model(images, return_internals=True)["internals"]["tpp_attention"]["semseg"]
-        model.tpp.mix.weight[0:2, 2:4] += 1.0  # semseg's heads now also read depth's scores
-        after = model(images, return_internals=True)["internals"]["tpp_attention"]["semseg"]
-    assert not torch.allclose(before, after)
+        # At init the scores are tiny (near-uniform attention); unit-variance projections make
+        # them large enough for mixing to make a visible difference.
+        for task in tpp.tasks:
+            torch.nn.init.normal_(task.query_embed[0].weight)
+            torch.nn.init.normal_(task.q.weight)
+            torch.nn.init.normal_(task.kv.weight)
+        tpp.mix.weight.copy_(torch.eye(4)[:, :, None, None])
+        semseg_scores = tpp.tasks[0].scores(features[0])[0]  # (1, heads, Nq, Nk)
+        depth_scores = tpp.tasks[1].scores(features[1])[0]
+        before = tpp(features, return_attention=True)[1][0]
+
+        tpp.mix.weight[0:2, 2:4, 0, 0] += torch.eye(2)  # semseg's heads also read depth's
+        after = tpp(features, return_attention=True)[1][0]
+
+    torch.testing.assert_close(before, semseg_scores.softmax(-1))
+    torch.testing.assert_close(after, (semseg_scores + depth_scores).softmax(-1))
+    assert (after - before).abs().max() > 0.1
 
 
 def test_bf16_inference_on_cpu():
